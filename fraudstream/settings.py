@@ -1,0 +1,197 @@
+"""The one configuration object of fraudstream.
+
+Every setting comes from the environment (prefix ``FRAUDSTREAM_``) or a ``.env`` file, is validated
+when the process starts, and is passed in to whatever needs it; nothing reads the environment
+anywhere else. This module is a leaf: it imports nothing else of the project.
+
+>>> s = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:9092")
+>>> s.topic("transactions")
+'transactions'
+>>> Settings(_env_file=None, topic_prefix="t1-").topic("scored")
+'t1-scored'
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me"  # noqa: S105 - a marker, refused outside local mode
+
+TOPIC_NAMES = ("transactions", "scored", "labels", "transactions.dlq", "labels.dlq", "model-events")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds in a duration written as ``90``, ``1.5s``, ``10m``, ``1h``, ``7d`` or ``2w``.
+
+    >>> parse_duration("7d"), parse_duration("10m"), parse_duration(30), parse_duration("250ms")
+    (604800.0, 600.0, 30.0, 0.25)
+    >>> parse_duration("soon")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a duration: 'soon' (use e.g. 30s, 10m, 1h, 7d)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 10m, 1h, 7d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+class Settings(BaseSettings):
+    """All of fraudstream's settings; see the README for each one's meaning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDSTREAM_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # -- mode and places ---------------------------------------------------------------------
+    env: Literal["local", "test", "production"] = "local"
+    home: Path = Field(default=Path(".fraudstream"), description="state: services, registry, jobs")
+    cache_dir: Path = Field(default=Path(".cache"), description="downloads: Kafka jars")
+
+    # -- services ----------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None, description="use this Kafka; when unset, the embedded one is started"
+    )
+    redis_url: str | None = Field(
+        default=None, description="use this Redis; when unset, the embedded one is started"
+    )
+    kafka_port: int = 39092
+    kafka_controller_port: int = 39093
+    redis_port: int = 36379
+    kafka_version: str = "4.1.1"
+    broker: Literal["auto", "kafka", "tansu"] = "auto"
+    topic_prefix: str = ""
+    partitions: int = Field(default=4, ge=1)
+    key_prefix: str = Field(default="fs", description="prefix of every Redis key")
+
+    # -- the worker --------------------------------------------------------------------------
+    app_id: str = "fraudstream"
+    worker_web_port: int = 0
+    fetch_max_wait_ms: int = Field(default=5, ge=0, le=1500)
+    batch_max: int = Field(default=256, ge=1, description="largest batch the scorer takes")
+    batch_within_ms: float = Field(default=2.0, gt=0, description="wait to fill a batch")
+    commit_interval_s: float = 1.0
+    learn: bool = Field(default=True, description="run the learning agent in this worker")
+
+    # -- wire defaults -----------------------------------------------------------------------
+    default_currency: str = "EUR"
+    base_currency: str = "EUR"
+    currency_rates: dict[str, float] = Field(
+        default={"EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.05, "JPY": 0.0062, "TRY": 0.027},
+        description="units of base currency per unit of each currency",
+    )
+
+    # -- features ----------------------------------------------------------------------------
+    feature_set: str = "default"
+    allowed_lateness: str = "1h"
+    snapshot_ttl: str = "45d"
+    prediction_ttl: str = "45d"
+
+    # -- decisions and models ----------------------------------------------------------------
+    review_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    decline_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
+    model: str = "logreg"
+    model_params: dict[str, object] = Field(default_factory=dict)
+    challengers: list[str] = Field(default_factory=list)
+    registry_dir: Path | None = None
+    hmac_key: str = DEFAULT_SECRET
+    snapshot_every_labels: int = Field(default=500, ge=1)
+    snapshot_every_s: float = Field(default=10.0, gt=0)
+
+    # -- success criteria (problem definition) -----------------------------------------------
+    max_fpr: float = Field(default=0.001, ge=0.0, le=1.0)
+    max_p99_latency_ms: float = Field(default=200.0, gt=0)
+    min_recall: float = Field(default=0.3, ge=0.0, le=1.0)
+    min_average_precision: float = Field(default=0.3, ge=0.0, le=1.0)
+
+    # -- API ---------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_key: str = DEFAULT_SECRET
+
+    # -- simulator defaults for `run` --------------------------------------------------------
+    run_rate: float = Field(default=200.0, gt=0)
+    seed: int = 7
+
+    @field_validator("default_currency", "base_currency")
+    @classmethod
+    def _upper_currency(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", v):
+            raise ValueError(f"not an ISO 4217 code: {v!r}")
+        return v.upper()
+
+    @field_validator("allowed_lateness", "snapshot_ttl", "prediction_ttl")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.review_threshold > self.decline_threshold:
+            raise ValueError(
+                f"review_threshold ({self.review_threshold}) must not exceed "
+                f"decline_threshold ({self.decline_threshold})"
+            )
+        if self.env == "production":
+            for name in ("hmac_key", "api_key"):
+                if getattr(self, name) == DEFAULT_SECRET:
+                    raise ValueError(
+                        f"FRAUDSTREAM_{name.upper()} is left at its default; set a secret in production"
+                    )
+        return self
+
+    # -- derived -----------------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        """The Kafka topic for one of :data:`TOPIC_NAMES`, with the configured prefix."""
+        if name not in TOPIC_NAMES:
+            raise ValueError(f"unknown topic {name!r}; known: {', '.join(TOPIC_NAMES)}")
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.registry_dir or self.home / "registry"
+
+    @property
+    def allowed_lateness_s(self) -> float:
+        return parse_duration(self.allowed_lateness)
+
+    @property
+    def snapshot_ttl_s(self) -> int:
+        return int(parse_duration(self.snapshot_ttl))
+
+    @property
+    def prediction_ttl_s(self) -> int:
+        return int(parse_duration(self.prediction_ttl))
+
+    def decision(self, score: float) -> str:
+        """approve / review / decline for a score, by the configured thresholds.
+
+        >>> s = Settings(_env_file=None)
+        >>> s.decision(0.1), s.decision(0.5), s.decision(0.95)
+        ('approve', 'review', 'decline')
+        """
+        if score >= self.decline_threshold:
+            return "decline"
+        if score >= self.review_threshold:
+            return "review"
+        return "approve"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()
