@@ -180,14 +180,17 @@ class Services:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
 
     # -- public ------------------------------------------------------------------------------
-    def up(self, timeout: float = 120.0) -> dict[str, str]:
+    def up(self, timeout: float = 120.0, kafka: bool = True, redis: bool = True) -> dict[str, str]:
         """Make Kafka and Redis answer; return ``{"kafka": bootstrap, "redis": url}``."""
         self.dir.mkdir(parents=True, exist_ok=True)
         state = self._state()
-        kafka = self._up_kafka(state, timeout)
-        redis_url = self._up_redis(state, timeout)
+        out = {}
+        if kafka:
+            out["kafka"] = self._up_kafka(state, timeout)
+        if redis:
+            out["redis"] = self._up_redis(state, timeout)
         self._save(state)
-        return {"kafka": kafka, "redis": redis_url}
+        return out
 
     def down(self) -> list[str]:
         """Stop what ``up`` started here; return the names stopped."""
@@ -442,6 +445,9 @@ def _kafka_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # kept so they are reaped, not garbage
+
+
 def _spawn(cmd: list[str], log_file: Path) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
@@ -449,6 +455,7 @@ def _spawn(cmd: list[str], log_file: Path) -> int:
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
@@ -498,6 +505,11 @@ def _stop(pid: int, marker: str, timeout: float = 20.0) -> bool:
 
 
 def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+        return
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

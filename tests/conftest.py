@@ -58,6 +58,24 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         svc.down()
 
 
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """``{"redis": url}`` of a real redis-server for this session (no Kafka)."""
+    if os.environ.get("FRAUDSTREAM_TEST_REDIS"):
+        yield {"redis": os.environ["FRAUDSTREAM_TEST_REDIS"]}
+        return
+    from stream.services import Services, free_port
+
+    home = tmp_path_factory.mktemp("redis")
+    settings = Settings(_env_file=None, home=home, redis_port=free_port())
+    svc = Services(settings, log=lambda m: None)
+    addresses = svc.up(timeout=60, kafka=False)
+    try:
+        yield addresses
+    finally:
+        svc.down()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short name unique to this test, for topic and key prefixes."""
@@ -78,7 +96,8 @@ def make_settings(tmp_path: Path, unique: str):  # type: ignore[no-untyped-def]
             "app_id": f"fraudstream-{unique}",
         }
         if services:
-            values["kafka_bootstrap"] = services["kafka"]
+            if "kafka" in services:
+                values["kafka_bootstrap"] = services["kafka"]
             values["redis_url"] = services["redis"]
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
