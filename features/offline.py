@@ -224,8 +224,12 @@ def _labels(df: pd.DataFrame, order: np.ndarray, ts_us: np.ndarray, fs: FeatureS
                         "f": pd.to_numeric(labels[LABEL], errors="coerce").to_numpy(),
                         "r": timestamps_us(labels["reported_at"])})
     lab = lab[lab["id"].isin(where.index) & lab["f"].notna()]
+    lab["pos"] = where.loc[lab["id"]].to_numpy()
+    # a label released no later than its transaction finds nothing to label (online: unknown);
+    # of the others, the first released wins (online: later ones are duplicates)
+    lab = lab[lab["r"].to_numpy() > ts_us[lab["pos"].to_numpy()]]
     lab = lab.sort_values("r", kind="stable").drop_duplicates("id", keep="first")
-    return (where.loc[lab["id"]].to_numpy(), lab["f"].astype(np.int64).to_numpy(),
+    return (lab["pos"].to_numpy(dtype=np.int64), lab["f"].astype(np.int64).to_numpy(),
             lab["r"].to_numpy(dtype=np.int64))
 
 
