@@ -95,7 +95,19 @@ def synthetic(n: int = 1500, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]
     })
     df["timestamp"] = df["timestamp"].astype("datetime64[ns, UTC]")
     delay = rng.uniform(0.2, 3.0, n) * DAY
-    delay[rng.random(n) < 0.02] = -60.0  # released before the transaction: never counts
+    delay[rng.random(n) < 0.02] = -60.0  # released before its transaction: never counts
+    delay[rng.random(n) < 0.02] = 0.0  # with it: the label goes first, so it never counts either
+    # released at the very second of a later transaction of the same terminal (the label goes
+    # first, so that transaction counts it)
+    tied = 0
+    for i in rng.permutation(n):
+        if terminal[i] is None or tied >= 80:
+            continue
+        later = np.flatnonzero((terminal == terminal[i]) & (secs - secs[i] > 1.5 * DAY)
+                               & (secs - secs[i] < 6 * DAY))
+        if later.size:
+            delay[i] = float(secs[later[0]] - secs[i])
+            tied += 1
     labels = pd.DataFrame({"transaction_id": df["transaction_id"], "is_fraud": fraud,
                            "reported_at": df["timestamp"] + pd.to_timedelta(delay, unit="s")})
     again = labels.sample(40, random_state=seed).assign(
