@@ -114,6 +114,9 @@ def _frame_and_features(args: argparse.Namespace, settings: Settings) -> tuple[A
         labels = (pd.read_parquet(lpath) if lpath.name.lower().endswith((".parquet", ".pq"))
                   else pd.read_csv(lpath))
     delay = args.label_delay or mapping.label_delay
+    if labels is None and "is_fraud" not in df.columns and fs.label_delay_s:
+        print(f"note: {path.name} has no labels (is_fraud or --labels): the label-based "
+              "features see none", file=sys.stderr)
     t0 = time.perf_counter()
     feats = compute_features(df, fs, labels=labels, label_delay=delay,
                              base_currency=settings.base_currency,

@@ -208,8 +208,9 @@ def _labels(df: pd.DataFrame, order: np.ndarray, ts_us: np.ndarray, fs: FeatureS
     """(event position, fraud 0/1, reported_at us) of the labels, first label per transaction."""
     n = len(order)
     if labels is None:
-        if LABEL not in df.columns:
-            raise DataError(f"label-based features need an {LABEL} column or a labels frame")
+        if LABEL not in df.columns:  # no label known yet, as online before any label arrives
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
         delay = fs.label_delay_s if label_delay is None else parse_duration(label_delay)
         fraud = pd.to_numeric(df[LABEL], errors="coerce").to_numpy(dtype=float)[order]
         pos = np.flatnonzero(~np.isnan(fraud))
@@ -264,7 +265,8 @@ def compute_features(
 
     Label-based features use ``labels`` (columns transaction_id, is_fraud, reported_at) or, when
     None, the frame's ``is_fraud`` reported ``label_delay`` after each transaction (default: the
-    feature set's label delay, 7 days for the handbook set).
+    feature set's label delay, 7 days for the handbook set); without either, no label is known
+    (as online before the first label arrives).
     """
     plan = Plan.of(feature_set)
     for col in ("transaction_id", "timestamp", "card_id"):
