@@ -40,6 +40,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,6 +104,11 @@ class WindowKey:
     @property
     def group(self) -> tuple[str, str, int, str]:
         return (self.entity, self.kind, self.width_s, self.source)
+
+    @cached_property
+    def id(self) -> str:
+        """A string naming the window (cheap to hash, unlike the dataclass)."""
+        return f"{self.entity}/{self.kind}/{self.width_s}/{self.delay}/{self.length}/{self.source}"
 
 
 def _seconds(name: str, what: str, value: str | float | int) -> float:
@@ -177,6 +183,7 @@ class Definition:
         return False
 
     def compute(self, ctx: Context) -> np.ndarray:  # pragma: no cover - abstract
+        """The feature's values (NaN = missing); runs under ``np.errstate(all="ignore")``."""
         raise NotImplementedError(f"{type(self).__name__}.compute")
 
     def label_delay_s(self) -> float:
@@ -240,7 +247,7 @@ class Aggregate(Definition):
             raise FeatureDefinitionError(
                 name, f"{self.agg} needs source {AMOUNT} or {LABEL}, not {source!r}")
         object.__setattr__(self, "key", WindowKey(self.entity, kind, width, delay, length,
-                                                  source if kind == "distinct" else ""))
+                                                  source or "" if kind == "distinct" else ""))
 
     def needs(self) -> dict[WindowKey, set[str]]:
         k = self.key
@@ -267,19 +274,17 @@ class Aggregate(Definition):
                 return n
             if self.agg == "sum":
                 return f
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return _fill(f / n, n == 0, self.empty)
+            return _fill(f / n, n == 0, self.empty)
         c = ctx.raw(k, "c")
         if self.agg == "count":
             return c
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if self.agg == "sum":
-                return ctx.raw(k, "s") / 100.0
-            if self.agg == "mean":
-                return _fill(ctx.raw(k, "s") / c / 100.0, c == 0, self.empty)
-            if self.agg == "max":
-                return _fill(ctx.raw(k, "m") / 100.0, c == 0, self.empty)
-            return _fill(_std_cents(c, ctx.raw(k, "s"), ctx.raw(k, "q")) / 100.0, c == 0, self.empty)
+        if self.agg == "sum":
+            return ctx.raw(k, "s") / 100.0
+        if self.agg == "mean":
+            return _fill(ctx.raw(k, "s") / c / 100.0, c == 0, self.empty)
+        if self.agg == "max":
+            return _fill(ctx.raw(k, "m") / 100.0, c == 0, self.empty)
+        return _fill(_std_cents(c, ctx.raw(k, "s"), ctx.raw(k, "q")) / 100.0, c == 0, self.empty)
 
 
 def _std_cents(c: np.ndarray, s: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -316,12 +321,11 @@ class AmountVsHistory(Definition):
 
     def compute(self, ctx: Context) -> np.ndarray:
         c, s = ctx.raw(self.key, "c"), ctx.raw(self.key, "s")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = s / c
-            if self.kind == "ratio":
-                return np.where(mean > 0, ctx.cents / mean, np.nan)
-            std = _std_cents(c, s, ctx.raw(self.key, "q"))
-            return np.where(std > 0, (ctx.cents - mean) / std, np.nan)
+        mean = s / c
+        if self.kind == "ratio":
+            return np.where(mean > 0, ctx.cents / mean, np.nan)
+        std = _std_cents(c, s, ctx.raw(self.key, "q"))
+        return np.where(std > 0, (ctx.cents - mean) / std, np.nan)
 
 
 # -- the card's previous transaction --------------------------------------------------------
@@ -343,8 +347,14 @@ class _Previous(Definition):
         return True
 
     def _dt_seconds(self, ctx: Context) -> np.ndarray:
-        diff = ctx.ts_us - ctx.prev_ts_us  # microseconds, exact; NaN without a previous one
-        return np.where(diff <= self.horizon_us, diff / 1e6, np.nan)
+        def dt() -> np.ndarray:
+            diff = ctx.ts_us - ctx.prev_ts_us  # microseconds, exact; NaN without a previous one
+            return np.where(diff <= self.horizon_us, diff / 1e6, np.nan)
+
+        return ctx.memo(f"dt/{self.horizon_us}", dt)
+
+    def _km(self, ctx: Context) -> np.ndarray:
+        return ctx.memo("km", lambda: haversine_km(ctx.prev_lat, ctx.prev_lon, ctx.lat, ctx.lon))
 
 
 @dataclass(frozen=True)
@@ -373,9 +383,7 @@ class DistanceFromPrevious(_Previous):
     """Km from the card's previous transaction, when both have coordinates."""
 
     def compute(self, ctx: Context) -> np.ndarray:
-        dt = self._dt_seconds(ctx)
-        d = haversine_km(ctx.prev_lat, ctx.prev_lon, ctx.lat, ctx.lon)
-        return np.where(np.isnan(dt), np.nan, d)
+        return np.where(np.isnan(self._dt_seconds(ctx)), np.nan, self._km(ctx))
 
 
 @dataclass(frozen=True)
@@ -384,9 +392,7 @@ class SpeedFromPrevious(_Previous):
 
     def compute(self, ctx: Context) -> np.ndarray:
         dt = self._dt_seconds(ctx)
-        d = haversine_km(ctx.prev_lat, ctx.prev_lon, ctx.lat, ctx.lon)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(dt > 0, d / (dt / 3600.0), np.nan)
+        return np.where(dt > 0, self._km(ctx) / (dt / 3600.0), np.nan)
 
 
 # -- per-transaction ------------------------------------------------------------------------

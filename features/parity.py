@@ -54,7 +54,8 @@ async def replay_online(
     batch_size: int = 100,
 ) -> pd.DataFrame:
     """Replay ``df`` (and its labels) through ``store``; the features of each row, in row order,
-    with a ``status`` column."""
+    with a ``status`` column (``attrs["labels_applied"]``: labels released up to the last
+    transaction; later ones could change nothing and are not sent)."""
     n = len(df)
     ts = timestamps_us(df["timestamp"])
     txs = transactions_of(df)
@@ -75,6 +76,8 @@ async def replay_online(
         for j, (tid, f) in enumerate(zip(labels["transaction_id"].astype(str), labels[LABEL],
                                          strict=True)):
             events.append((int(rep[j]), 0, j, (tid, bool(f))))
+    last = int(ts.max()) if n else 0
+    events = [e for e in events if e[1] == 1 or e[0] <= last]  # later labels change nothing
     events.sort(key=lambda e: (e[0], e[1], e[2]))
     features: list[dict[str, float | None] | None] = [None] * n
     status: list[str] = [""] * n
@@ -100,6 +103,7 @@ async def replay_online(
                         for f in features], index=df.index, columns=names, dtype=float)
     out.insert(0, "transaction_id", df["transaction_id"].to_numpy())
     out["status"] = status
+    out.attrs["labels_applied"] = sum(1 for e in events if e[1] == 0)
     return out
 
 

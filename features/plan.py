@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -134,13 +135,14 @@ class Plan:
     def of(cls, feature_set: FeatureSet) -> Plan:
         wanted: dict[tuple[str, str, int, str], dict[tuple[int, int], set[str]]] = {}
         for d in feature_set.definitions:
-            for key, stats in d.needs().items():
-                wanted.setdefault(key.group, {}).setdefault((key.delay, key.length), set()).update(stats)
+            for key, needed in d.needs().items():
+                wanted.setdefault(key.group, {}).setdefault((key.delay, key.length), set()).update(needed)
         groups = []
         for (entity, kind, width, source), windows in sorted(
             wanted.items(), key=lambda kv: (ENTITIES.index(kv[0][0]), kv[0][1:])
         ):
-            used = set().union(*windows.values())
+            used: set[str] = set().union(*windows.values())
+            stats: tuple[str, ...]
             if kind == "tx":
                 stats = tuple(s for s in _TX_STATS if s in used or s == "c")
             else:
@@ -155,6 +157,10 @@ class Plan:
             columns.extend((None, c) for c in PREV_COLUMNS)
         return cls(feature_set, tuple(groups), previous,
                    any(d.needs_amount() for d in feature_set.definitions), tuple(columns))
+
+    @cached_property
+    def column_ids(self) -> tuple[tuple[str, str], ...]:
+        return tuple(("" if k is None else k.id, s) for k, s in self.columns)
 
     @property
     def digest(self) -> str:
@@ -176,21 +182,39 @@ class Context:
     lat: np.ndarray
     lon: np.ndarray
     raws: dict[tuple[WindowKey | None, str], np.ndarray]
+    _by_id: dict[tuple[str, str], np.ndarray] = field(init=False, repr=False)
+    _memo: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {("" if k is None else k.id, s): v for (k, s), v in self.raws.items()}
+
+    @classmethod
+    def of_columns(cls, plan: Plan, columns: np.ndarray, **inputs: np.ndarray) -> Context:
+        """A context from raw columns in ``plan.columns`` order (rows = the columns)."""
+        ctx = cls(raws={}, **inputs)
+        ctx._by_id = dict(zip(plan.column_ids, columns, strict=True))
+        return ctx
+
+    def memo(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """A value several definitions share (computed once per context)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
 
     def raw(self, key: WindowKey | None, stat: str) -> np.ndarray:
-        return self.raws[(key, stat)]
+        return self._by_id[("" if key is None else key.id, stat)]
 
     @property
     def prev_ts_us(self) -> np.ndarray:
-        return self.raws[(None, "prev.ts")]
+        return self._by_id[("", "prev.ts")]
 
     @property
     def prev_lat(self) -> np.ndarray:
-        return self.raws[(None, "prev.lat")]
+        return self._by_id[("", "prev.lat")]
 
     @property
     def prev_lon(self) -> np.ndarray:
-        return self.raws[(None, "prev.lon")]
+        return self._by_id[("", "prev.lon")]
 
     @classmethod
     def of(cls, ts_us: np.ndarray, amount: np.ndarray | None = None, lat: np.ndarray | None = None,
@@ -209,12 +233,17 @@ def finalize(plan: Plan, ctx: Context) -> dict[str, np.ndarray]:
     online store and the offline twin call."""
     out: dict[str, np.ndarray] = {}
     n = len(ctx.ts_us)
-    for d in plan.feature_set.definitions:
-        values = np.asarray(d.compute(ctx), dtype=float)
-        if values.shape != (n,):
-            values = np.broadcast_to(values, (n,)).copy()
-        out[d.name] = values
+    with np.errstate(all="ignore"):  # 0/0 and NaN comparisons are expected: missing values
+        for d in plan.feature_set.definitions:
+            out[d.name] = _values(d.compute(ctx), n)
     return out
+
+
+def _values(values: np.ndarray, n: int) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.shape != (n,):
+        values = np.broadcast_to(values, (n,)).copy()
+    return values
 
 
 def as_optional(x: float) -> float | None:

@@ -71,14 +71,16 @@ import numpy as np
 import orjson
 from redis.exceptions import NoScriptError, RedisError
 
-from features.definitions import FeatureSet
+from features.definitions import FeatureSet, load_feature_set
 from features.lua import render
-from features.plan import Context, Plan, epoch_us, finalize, tie_key
+from features.plan import Context, Plan, epoch_us, finalize, tie_key, to_cents
 from fraudstream.errors import DataError, ServiceError
 from stream.schemas import Label, Transaction
 
 if TYPE_CHECKING:
     import redis.asyncio
+
+    from fraudstream.settings import Settings
 
 __all__ = ["FeatureResult", "LabelResult", "OnlineFeatureStore"]
 
@@ -155,6 +157,22 @@ class OnlineFeatureStore:
         self._groups = [(i + 1, g.entity, g.gid, g.width_s * 1_000_000, g.kind, g.source)
                         for i, g in enumerate(self.plan.groups)]
         self._entities = sorted({g.entity for g in self.plan.groups})
+
+    @classmethod
+    def from_settings(cls, client: redis.asyncio.Redis, settings: Settings,
+                      feature_set: FeatureSet | None = None) -> OnlineFeatureStore:
+        """The store as the settings configure it (feature set, key prefix, lateness, TTLs,
+        currencies)."""
+        return cls(
+            client,
+            feature_set or load_feature_set(settings.feature_set),
+            key_prefix=settings.key_prefix,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            snapshot_ttl_s=settings.snapshot_ttl_s,
+            prediction_ttl_s=settings.prediction_ttl_s,
+            base_currency=settings.base_currency,
+            currency_rates=settings.currency_rates,
+        )
 
     # -- scripts and accounting ----------------------------------------------------------------
     async def load(self) -> None:
@@ -274,14 +292,12 @@ class OnlineFeatureStore:
                 f"stored raw aggregates have {matrix.shape[1]} columns, the plan {self._ncols}")
         def col(name: str) -> np.ndarray:
             return np.array([math.nan if x.get(name) is None else x[name] for x in inputs], dtype=float)
+
         amount = col("a")
-        ctx = Context(
+        ctx = Context.of_columns(
+            self.plan, matrix.T,
             ts_us=np.array([x["t"] for x in inputs], dtype=np.int64),
-            amount=amount,
-            cents=np.floor(amount * 100.0 + 0.5),
-            lat=col("la"),
-            lon=col("lo"),
-            raws={c: matrix[:, j] for j, c in enumerate(self.plan.columns)},
+            amount=amount, cents=to_cents(amount), lat=col("la"), lon=col("lo"),
         )
         values = finalize(self.plan, ctx)
         lists = [values[n].tolist() for n in self._names]
@@ -323,8 +339,8 @@ class OnlineFeatureStore:
                 inputs.append(orjson.loads(reply[2]))
                 scored[i] = _bytes(reply[3] if len(reply) > 3 else None)
         for i, feats in zip(where, self._features(raws, inputs), strict=True):
-            status = "duplicate" if i in scored else "new"
-            results[i] = FeatureResult(txs[i].transaction_id, status, feats, scored.get(i))
+            results[i] = FeatureResult(txs[i].transaction_id,
+                                       "duplicate" if i in scored else "new", feats, scored.get(i))
         return [r for r in results if r is not None]
 
     async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> None:
