@@ -19,11 +19,6 @@ __all__ = ["render"]
 
 _COMMON = r"""
 local function fmt(x) return string.format('%.0f', x) end
-local function split(v)
-  local r = {}
-  for x in string.gmatch(v, '[^,]+') do r[#r + 1] = tonumber(x) end
-  return r
-end
 local function ttl(cfg, lateness)
   return math.ceil(((cfg.reach + 2) * cfg.w + lateness) / 1000000)
 end
@@ -78,10 +73,10 @@ for g = 1, #G do
     local fresh = (told == nil)  -- a new key or a new bucket field: (re)set the TTL
     if told ~= latest then set[#set + 1] = 't'; set[#set + 1] = fmt(latest) end
     if cfg.kind == 'tx' then
-      local ix = cfg.ix
+      local parse, hs, hq, hm = cfg.parse, cfg.hs, cfg.hq, cfg.hm
       local c, s, q, m = {}, {}, {}, {}
       for k = 1, nw do c[k] = 0; s[k] = 0; q[k] = 0; m[k] = false end
-      local cur = nil
+      local cc, cs, cq, cm = nil, 0, 0, 0  -- the current bucket
       for i = 1, #h, 2 do
         local f = h[i]
         if f ~= 't' then
@@ -89,15 +84,15 @@ for g = 1, #G do
           if b < keep then
             del[#del + 1] = f
           else
-            local v = split(h[i + 1])
-            if b == B then cur = v end
+            local vc, vs, vq, vm = parse(h[i + 1])
+            if b == B then cc, cs, cq, cm = vc, vs, vq, vm end
             for k = 1, nw do
               local wn = cfg.win[k]
               if b <= B - wn[1] and b >= B - wn[2] then
-                c[k] = c[k] + v[1]
-                if ix.s > 0 then s[k] = s[k] + v[ix.s] end
-                if ix.q > 0 then q[k] = q[k] + v[ix.q] end
-                if ix.m > 0 and ((not m[k]) or v[ix.m] > m[k]) then m[k] = v[ix.m] end
+                c[k] = c[k] + vc
+                if hs then s[k] = s[k] + vs end
+                if hq then q[k] = q[k] + vq end
+                if hm and ((not m[k]) or vm > m[k]) then m[k] = vm end
               end
             end
           end
@@ -111,21 +106,18 @@ for g = 1, #G do
           if (not m[k]) or cents > m[k] then m[k] = cents end
         end
         out[#out + 1] = fmt(c[k])
-        if ix.s > 0 then out[#out + 1] = fmt(s[k]) end
-        if ix.q > 0 then out[#out + 1] = fmt(q[k]) end
-        if ix.m > 0 then out[#out + 1] = m[k] and fmt(m[k]) or '' end
+        if hs then out[#out + 1] = fmt(s[k]) end
+        if hq then out[#out + 1] = fmt(q[k]) end
+        if hm then out[#out + 1] = m[k] and fmt(m[k]) or '' end
       end
-      if not cur then fresh = true; cur = {0, 0, 0, 0} end
-      local nv = {fmt(cur[1] + 1)}
-      if ix.s > 0 then nv[ix.s] = fmt(cur[ix.s] + cents) end
-      if ix.q > 0 then nv[ix.q] = fmt(cur[ix.q] + cents * cents) end
-      if ix.m > 0 then
-        local mm = cents
-        if cur[1] > 0 and cur[ix.m] > mm then mm = cur[ix.m] end
-        nv[ix.m] = fmt(mm)
+      if not cc then
+        fresh = true
+        cc, cs, cq, cm = 0, 0, 0, cents
+      elseif cents > cm then
+        cm = cents
       end
       set[#set + 1] = bs
-      set[#set + 1] = table.concat(nv, ',')
+      set[#set + 1] = cfg.format(cc + 1, cs + cents, cq + cents * cents, cm)
     elseif cfg.kind == 'distinct' then
       local val = ARGV[7 + 2 * g]
       local field = bs .. '|' .. val
@@ -174,12 +166,12 @@ for g = 1, #G do
           if b < keep then
             del[#del + 1] = fl
           else
-            local v = split(h[i + 1])
+            local vn, vf = cfg.parse(h[i + 1])
             for k = 1, nw do
               local wn = cfg.win[k]
               if b <= B - wn[1] and b >= B - wn[2] then
-                n[k] = n[k] + v[1]
-                f[k] = f[k] + v[2]
+                n[k] = n[k] + vn
+                f[k] = f[k] + vf
               end
             end
           end
@@ -261,11 +253,8 @@ for i = 1, #parts - 3, 4 do
   if tonumber(bs) >= math.floor((latest - lateness) / cfg.w) - cfg.reach then
     local cur = redis.call('HGET', key, bs)
     local n, f = 0, 0
-    if cur then
-      local a = split(cur)
-      n, f = a[1], a[2]
-    end
-    redis.call('HSET', key, bs, fmt(n + 1) .. ',' .. fmt(f + fraud), 't', fmt(latest))
+    if cur then n, f = cfg.parse(cur) end
+    redis.call('HSET', key, bs, cfg.format(n + 1, f + fraud), 't', fmt(latest))
     redis.call('EXPIRE', key, ttl(cfg, lateness))
   end
 end
@@ -273,13 +262,37 @@ return {'new', v[1], v[2], sc}
 """
 
 
+def _codecs(g: Group) -> tuple[str, str]:
+    """Lua (parse, format) of a bucket value: parse returns c, s, q, m (tx; 0 when not kept) or
+    n, f (label); format takes the same four (tx) or two (label) numbers."""
+    if g.kind == "distinct":
+        return "nil", "nil"
+    stats = g.stats if g.kind == "tx" else ("n", "f")
+    names = [chr(ord("a") + i) for i in range(len(stats))]
+    pattern = "^" + ",".join(["(%d+)"] * len(stats)) + "$"
+    if g.kind == "tx":
+        order = {st: names[i] for i, st in enumerate(stats)}
+        ret = ", ".join(f"tonumber({order[st]})" if st in order else "0" for st in ("c", "s", "q", "m"))
+        args = "c, s, q, m"
+        fmt_args = ", ".join(stats)
+    else:
+        ret = ", ".join(f"tonumber({n})" for n in names)
+        args = fmt_args = "n, f"
+    parse = (f"function(v) local {', '.join(names)} = string.match(v, '{pattern}') "
+             f"return {ret} end")
+    spec = ",".join(["%.0f"] * len(stats))
+    fmt = f"function({args}) return string.format('{spec}', {fmt_args}) end"
+    return parse, fmt
+
+
 def _group_table(g: Group) -> str:
-    ix = {s: (g.stats.index(s) + 1 if s in g.stats else 0) for s in ("s", "q", "m")}
     windows = ", ".join(f"{{{d}, {d + n - 1}}}" for d, n in g.windows)
+    parse, fmt = _codecs(g)
+    flags = ", ".join(f"h{s} = {'true' if s in g.stats else 'false'}" for s in ("s", "q", "m"))
     return (
         f"  {{kind = '{g.kind}', w = {g.width_s * 1_000_000}, reach = {g.reach}, "
-        f"nout = {len(g.outputs())}, ix = {{s = {ix['s']}, q = {ix['q']}, m = {ix['m']}}}, "
-        f"win = {{{windows}}}}},  -- {g.entity} {g.kind} {g.width_s}s {g.source}"
+        f"nout = {len(g.outputs())}, {flags}, win = {{{windows}}},  -- {g.entity} {g.kind} "
+        f"{g.width_s}s {g.source}\n    parse = {parse},\n    format = {fmt}}},"
     )
 
 
