@@ -239,7 +239,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     days = 3 if args.quick else 30
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "quick": bool(args.quick),
     }
     with tempfile.TemporaryDirectory() as home:
@@ -278,6 +279,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await client.aclose()
             await pool.disconnect()
             svc.down()
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -327,6 +329,8 @@ def main() -> int:
     args = parser.parse_args()
     results = asyncio.run(run(args))
     print(table(results))
+    print(f"load average (1, 5, 15 min) at start {results['machine']['load_average_at_start']}, "
+          f"at end {results['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -36,10 +36,8 @@ end
 # ARGV[7] amount in cents, ARGV[6 + 2g] bucket of group g, ARGV[7 + 2g] its distinct value.
 _PROCESS = r"""
 local snap = KEYS[1]
-if redis.call('EXISTS', snap) == 1 then
-  local v = redis.call('HMGET', snap, 'r', 'i')
-  return {'duplicate', v[1], v[2], redis.call('GET', KEYS[2])}
-end
+local prior = redis.call('GET', snap)
+if prior then return {'duplicate', prior, redis.call('GET', KEYS[2])} end
 local ts = tonumber(ARGV[1])
 local lateness = tonumber(ARGV[2])
 local cents = tonumber(ARGV[7])
@@ -225,24 +223,25 @@ end
 
 -- 4. the snapshot: what a duplicate returns and what the learner joins labels with
 local raw = table.concat(out, ',')
-redis.call('HSET', snap, 'r', raw, 'i', ARGV[4], 'k', ARGV[5])
-redis.call('EXPIRE', snap, tonumber(ARGV[3]))
+redis.call('SET', snap, raw .. '\30' .. ARGV[4] .. '\30' .. ARGV[5], 'EX', tonumber(ARGV[3]))
 return {'new', raw}
 """
 
-# KEYS[1] snapshot hash, KEYS[2] scored event. ARGV[1] label JSON, ARGV[2] 1 = fraud, 0 = not,
-# ARGV[3] allowed lateness (us). The snapshot's field k lists, per label group of the
+# KEYS[1] snapshot, KEYS[2] scored event, KEYS[3] label. ARGV[1] label JSON, ARGV[2] 1 = fraud,
+# 0 = not, ARGV[3] allowed lateness (us). The snapshot's third part lists, per label group of the
 # transaction: group index, key, bucket, event time (one per line).
 _LABEL = r"""
-local v = redis.call('HMGET', KEYS[1], 'r', 'i', 'k', 'l')
-if not v[1] then return {'unknown'} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {'unknown'} end
 local sc = redis.call('GET', KEYS[2])
-if v[4] then return {'duplicate', v[1], v[2], sc} end
-redis.call('HSET', KEYS[1], 'l', ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'duplicate', v, sc} end
+local left = redis.call('TTL', KEYS[1])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', left > 0 and left or 1)
 local fraud = tonumber(ARGV[2])
 local lateness = tonumber(ARGV[3])
+local targets = string.match(v, '^[^\30]*\30[^\30]*\30(.*)$') or ''
 local parts = {}
-for x in string.gmatch(v[3] or '', '[^\n]+') do parts[#parts + 1] = x end
+for x in string.gmatch(targets, '[^\n]+') do parts[#parts + 1] = x end
 for i = 1, #parts - 3, 4 do
   local cfg = G[tonumber(parts[i])]
   local key, bs, ts = parts[i + 1], parts[i + 2], tonumber(parts[i + 3])
@@ -258,7 +257,7 @@ for i = 1, #parts - 3, 4 do
     redis.call('EXPIRE', key, ttl(cfg, lateness))
   end
 end
-return {'new', v[1], v[2], sc}
+return {'new', v, sc}
 """
 
 
