@@ -25,11 +25,12 @@ A group hash has one field per bucket index (decimal ``floor(event time / width)
 ``label`` groups; a ``distinct`` group has one field ``{bucket}|{value}`` = count per value.
 Buckets older than ``floor((t - allowed lateness) / width) - reach`` (``reach`` = the furthest
 bucket any window of the group looks back) are deleted on every write, so memory per entity is
-bounded by the windows, not by its history. Every group key and the recent-events zset get a TTL
-on every write: the group's span (``(reach + 2) * width``) plus the allowed lateness, resp. the
-previous-transaction horizon plus the lateness; TTLs are wall-clock, which is exact as long as
-event time advances at least as fast as the clock (live traffic, or a replay faster than
-real time).
+bounded by the windows, not by its history. A group key gets its TTL, the group's span
+(``(reach + 2) * width``) plus the allowed lateness, when it is created and whenever a new bucket
+field is written (the only writes that extend how long it is needed); the recent-events zset gets
+the previous-transaction horizon plus the lateness on every write. TTLs are wall-clock, which is
+exact as long as event time advances at least as fast as the clock (live traffic, or a replay
+faster than real time).
 
 Window semantics. A transaction at event time ``t`` (bucket ``B = floor(t / w)``) sees, in a
 window of ``n`` buckets delayed by ``d`` buckets, the events of its entity that Redis processed
