@@ -100,7 +100,8 @@ def synthetic_stream(days: int, cards: int, terminals: int, seed: int = 7) -> tu
 
 async def memory(client: Any, prefix: str) -> dict[str, Any]:
     """Bytes (MEMORY USAGE, exact) of every key under ``prefix``, by kind, and per entity."""
-    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "sc": "scored"}
+    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "lb": "label",
+             "sc": "scored"}
     total: dict[str, int] = dict.fromkeys(kinds.values(), 0)
     entities: dict[str, set[str]] = {k: set() for k in kinds.values()}
     keys: dict[str, int] = dict.fromkeys(kinds.values(), 0)
@@ -305,8 +306,8 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"| {title}, {r[key]['days']} days: Redis bytes per card / terminal / card x terminal | "
                      f"{m['card']['bytes_per_entity']} / {m['terminal']['bytes_per_entity']} / "
                      f"{m['card_terminal']['bytes_per_entity']} |")
-        lines.append(f"| {title}: bytes per transaction snapshot (kept snapshot TTL) | "
-                     f"{m['snapshot']['bytes_per_entity']} |")
+        lines.append(f"| {title}: bytes per transaction snapshot / per label (kept snapshot TTL) | "
+                     f"{m['snapshot']['bytes_per_entity']} / {m['label']['bytes_per_entity']} |")
         p = r[key]["parity"]
         lines.append(f"| {title}: parity online vs offline ({p['rows']} tx x {p['features']} features) | "
                      f"{'equal' if p['ok'] else 'DIFFERENT'}, max abs diff {p['max_abs_diff']:.3g} |")
