@@ -188,7 +188,7 @@ def sort_events(df: pd.DataFrame) -> pd.DataFrame:
     ids = df["transaction_id"]
     numeric = pd.to_numeric(ids, errors="coerce")
     key = numeric if numeric.notna().all() else ids
-    order = pd.DataFrame({"t": df["timestamp"].to_numpy(), "k": key.to_numpy()}).sort_values(
+    order = pd.DataFrame({"t": df["timestamp"].to_numpy(dtype="datetime64[ns]"), "k": key.to_numpy()}).sort_values(
         ["t", "k"], kind="stable"
     ).index
     return df.iloc[order].reset_index(drop=True)
