@@ -591,7 +591,7 @@ class _Cleaner:
             number = parsed.map(lambda p: p[0] if isinstance(p, tuple) else np.nan).astype(float)
             bad = s.notna() & number.isna()
             changed = s.notna() & ~bad
-            ex = [{"row": int(i), "before": s[i], "after": number[i]}
+            ex = [{"row": int(i), "before": s[i], "after": _jsonable(number[i])}
                   for i in changed[changed].index[:3]]
             ex += [{"row": int(i), "before": s[i], "after": None} for i in bad[bad].index[:2]]
             self.add("numbers", c, "read as numbers", int(changed.sum()),
@@ -704,12 +704,12 @@ class _Cleaner:
         rate = looked.map(lambda p: p[1]).astype(float)
         unknown = rate.isna()
         amounts = self.df[amount]
-        converted = amounts * rate
+        converted = (amounts * rate).round(6)
         new_amount = converted.where(~unknown, amounts)
         per_code = {str(k): int(v) for k, v in code.fillna("(not ISO 4217)").value_counts().items()}
         moved = ~unknown & (rate != 1.0) & amounts.notna()
         ex = [{"row": int(i), "before": f"{amounts[i]} {code[i]}",
-               "after": f"{round(new_amount[i], 6)} {self.base}"} for i in moved[moved].index[:3]]
+               "after": f"{_jsonable(new_amount[i])} {self.base}"} for i in moved[moved].index[:3]]
         self.add("currency", amount, f"converted to {self.base}", int(moved.sum()),
                  {"by_currency": per_code,
                   "rates_used": {c: self.rates[c] for c in per_code if c in self.rates}}, ex)
@@ -759,7 +759,7 @@ class _Cleaner:
                      {"by_unit": {str(k): int(v) for k, v in unit.value_counts().items()},
                       "unreadable_made_missing": unreadable},
                      [{"row": int(i), "before": _jsonable(s[i]) if uc is None
-                       else f"{s[i]} {unit[i]}", "after": float(new[i])}
+                       else f"{s[i]} {unit[i]}", "after": _jsonable(new[i])}
                       for i in moved[moved].index[:3]])
             self.df[c] = new
             if uc and r.to:
@@ -890,12 +890,12 @@ class _Cleaner:
                        "below": int(low.sum()), "above": int(high.sum())}
             if r.action == "clip":
                 new = s.clip(lo, hi)
-                ex = [{"row": int(i), "before": float(s[i]), "after": float(new[i])}
+                ex = [{"row": int(i), "before": _jsonable(s[i]), "after": _jsonable(new[i])}
                       for i in out[out].index[:MAX_EXAMPLES]]
                 self.df[c] = new
                 self.add("outliers", c, "clipped", int(out.sum()), details, ex)
             else:
-                ex = [{"row": int(i), "before": float(s[i]), "after": f"{c}_outlier=1"}
+                ex = [{"row": int(i), "before": _jsonable(s[i]), "after": f"{c}_outlier=1"}
                       for i in out[out].index[:MAX_EXAMPLES]]
                 self.set_column(f"{c}_outlier", out.astype(int))
                 self.add("outliers", c, f"flagged ({c}_outlier=1)", int(out.sum()), details, ex)
@@ -945,7 +945,7 @@ def _jsonable(v: Any) -> Any:
     if v is None or isinstance(v, str | bool | int):
         return v
     if isinstance(v, float):
-        return None if v != v else v
+        return None if v != v else float(f"{v:.10g}")
     if isinstance(v, np.generic):
         return _jsonable(v.item())
     if isinstance(v, pd.Timestamp | datetime):
@@ -983,18 +983,26 @@ def clean_frame(
     return result
 
 
+_WRITABLE = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
+def check_writable(path: str | Path) -> Path:
+    """``path`` if a frame can be written there by its name; :class:`DataError` otherwise."""
+    path = Path(path)
+    if not path.name.lower().endswith(_WRITABLE):
+        raise DataError(f"{path.name}: write .csv, .csv.gz or .parquet")
+    return path
+
+
 def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as Parquet (``.parquet``/``.pq``) or CSV (``.csv``, ``.csv.gz``)."""
-    path = Path(path)
-    name = path.name.lower()
+    path = check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if name.endswith((".parquet", ".pq")):
+        if path.name.lower().endswith((".parquet", ".pq")):
             frame.to_parquet(path, index=False)
-        elif name.endswith((".csv", ".csv.gz")):
-            frame.to_csv(path, index=False)
         else:
-            raise DataError(f"{path.name}: write .csv, .csv.gz or .parquet")
+            frame.to_csv(path, index=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot write {path}: {exc}") from exc
     return path
@@ -1026,6 +1034,9 @@ def clean_file(
         "base_currency": config.base_currency or base_currency,
         "default_currency": config.default_currency or default_currency,
     })
+    check_writable(out)
+    if rejects_path is not None:
+        check_writable(rejects_path)
     tracker.step(0.0, f"reading {Path(path).name}")
     raw = read_raw(path, nrows)
 

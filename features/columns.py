@@ -152,20 +152,23 @@ def to_canonical(raw: pd.DataFrame, mapping: ColumnMapping, origin: str = "data"
     for col in ("transaction_id", "card_id", "terminal_id"):
         if col in out:
             out[col] = _as_id(out[col])
-    for col, kind in (("amount", float), ("is_fraud", int)):
+    for col in ("amount", "is_fraud"):
         if col not in out:
             continue
         try:
-            out[col] = pd.to_numeric(out[col], errors="raise").astype(kind)
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
         except (ValueError, TypeError) as exc:
             raise DataError(
-                f"{origin}: column {mapping.columns[col]!r} ({col}) is not numeric or has missing "
-                f"values ({' '.join(str(exc).split())}); clean the file first (fraudstream clean)"
+                f"{origin}: column {mapping.columns[col]!r} ({col}) is not numeric "
+                f"({' '.join(str(exc).split())}); clean the file first (fraudstream clean)"
             ) from exc
-    if "is_fraud" in out and not out["is_fraud"].isin((0, 1)).all():
-        bad = out.loc[~out["is_fraud"].isin((0, 1)), "is_fraud"].unique()[:3].tolist()
-        raise DataError(f"{origin}: label column {mapping.columns['is_fraud']!r} must be 0/1, "
-                        f"found {bad}")
+    if "is_fraud" in out:
+        bad = out.loc[~out["is_fraud"].isin((0.0, 1.0)), "is_fraud"]
+        if len(bad):
+            raise DataError(f"{origin}: label column {mapping.columns['is_fraud']!r} must be 0/1; "
+                            f"{len(bad)} row(s) are not, e.g. {bad.unique()[:3].tolist()}; clean "
+                            "the file first (fraudstream clean)")
+        out["is_fraud"] = out["is_fraud"].astype(int)
     used = set(mapping.columns.values()) | set(mapping.drop)
     for col in raw.columns:
         if col not in used and col not in out and pd.api.types.is_numeric_dtype(raw[col]):
