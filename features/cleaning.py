@@ -353,6 +353,7 @@ _DATE_FORMATS: list[tuple[str, str]] = [
 _MIN_TS = pd.Timestamp("1970-01-01", tz="UTC")
 _MAX_TS = pd.Timestamp("2100-01-01", tz="UTC")
 _NUMERIC_TEXT = r"[+-]?\d+(?:\.\d+)?"
+_ISO_TEXT = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 
 
 def parse_dates(values: pd.Series, dayfirst: bool = True) -> tuple[pd.Series, pd.Series]:
@@ -406,7 +407,9 @@ def parse_dates(values: pd.Series, dayfirst: bool = True) -> tuple[pd.Series, pd
         kind.loc[idx[ok]] = np.where(ms[ok], "epoch_ms", "epoch_s")
     if text_rest.any():
         rest = as_str[text_rest]
-        iso = pd.to_datetime(rest, format="ISO8601", utc=True, errors="coerce")
+        strict = rest.str.fullmatch(_ISO_TEXT)  # what fromisoformat reads the same way
+        iso = pd.to_datetime(rest.where(strict, None), format="ISO8601", utc=True,
+                             errors="coerce")
         got = iso.notna()
         out.loc[got[got].index] = iso[got].astype("datetime64[ns, UTC]").to_numpy()
         kind.loc[got[got].index] = "iso"

@@ -98,7 +98,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 def _derived(frame: pd.DataFrame) -> pd.DataFrame:
     ts = frame["timestamp"]
     hour = ts.dt.hour
-    return pd.DataFrame({"hour": hour.astype(float), "weekday": ts.dt.weekday.astype(float),
+    return pd.DataFrame({"hour": hour.astype(float), "weekday": ts.dt.day_of_week.astype(float),
                          "is_night": (hour <= 6).astype(float)}, index=frame.index)
 
 
@@ -230,7 +230,10 @@ def _hist_by_class(ax: Any, values: pd.Series, y: pd.Series | None, title: str) 
     if finite.empty:
         ax.set_title(f"{title}: no values")
         return
-    lo, hi = finite.quantile(0.001), finite.quantile(0.999)
+    if len(finite) >= 2000:  # trim the extreme 0.1 % on each side, so the bulk is visible
+        lo, hi = finite.quantile(0.001), finite.quantile(0.999)
+    else:
+        lo, hi = finite.min(), finite.max()
     if not hi > lo:
         lo, hi = finite.min() - 0.5, finite.max() + 0.5
     bins = np.linspace(lo, hi, 60)
@@ -241,6 +244,8 @@ def _hist_by_class(ax: Any, values: pd.Series, y: pd.Series | None, title: str) 
         if data.empty:
             continue
         inside = data[(data >= lo) & (data <= hi)]
+        if inside.empty:
+            continue
         counts, edges = np.histogram(inside, bins=bins, density=True)
         outside = len(data) - len(inside)
         label = f"{name} (n={len(data):,}" + (f", {outside:,} off range)" if outside else ")")
@@ -248,7 +253,8 @@ def _hist_by_class(ax: Any, values: pd.Series, y: pd.Series | None, title: str) 
         ax.stairs(counts, edges, color=color, linewidth=1.2)
     ax.set_title(title)
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _plot_class_balance(summary: dict[str, Any], path: Path) -> Path:
@@ -271,7 +277,7 @@ def _plot_class_balance(summary: dict[str, Any], path: Path) -> Path:
 def _plot_amount(frame: pd.DataFrame, y: pd.Series | None, path: Path) -> Path:
     fig = new_figure(10, 4)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
-    _hist_by_class(ax1, frame["amount"], y, "Amount by class (0.1%..99.9% range)")
+    _hist_by_class(ax1, frame["amount"], y, "Amount by class")
     ax1.set_xlabel("amount")
     from matplotlib.cbook import boxplot_stats
 
