@@ -169,7 +169,7 @@ def describe_frame(raw: pd.DataFrame, frame: pd.DataFrame, mapping: ColumnMappin
         "days": round(span, 3),
         "labelled": labelled,
         "n_fraud": n_fraud,
-        "label_rate": (n_fraud / len(frame)) if labelled and len(frame) else None,
+        "label_rate": (n_fraud / len(frame)) if n_fraud is not None and len(frame) else None,
         "has_card": "card_id" in canonical,
         "has_terminal": "terminal_id" in canonical,
         "has_amount": "amount" in canonical,

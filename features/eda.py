@@ -374,8 +374,7 @@ def _plot_by_hour(summary: dict[str, Any], path: Path) -> Path:
     has_amount = summary["dataset"]["has_amount"]
     labelled = summary["class_balance"] is not None
     fig = new_figure(10 if has_amount else 6, 4)
-    axes = fig.subplots(1, 2 if has_amount else 1)
-    axes = np.atleast_1d(axes)
+    axes: Any = np.atleast_1d(fig.subplots(1, 2 if has_amount else 1))  # type: ignore[arg-type]
     if has_amount:
         ax = axes[0]
         if labelled:
