@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "Cancelled",
     "ConfigError",
     "DataError",
     "FeatureDefinitionError",
@@ -65,3 +66,13 @@ class ArtifactError(FraudstreamError):
     """A model artifact is unsigned, tampered with or unreadable."""
 
     exit_code = 6
+
+
+class Cancelled(FraudstreamError):
+    """A long-running job (cleaning, EDA, training ...) stopped because its cancel check said so."""
+
+    exit_code = 7
+
+    def __init__(self, what: str = "job") -> None:
+        super().__init__(f"{what} cancelled")
+        self.what = what

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     env: Literal["local", "test", "production"] = "local"
     home: Path = Field(default=Path(".fraudstream"), description="state: services, registry, jobs")
     cache_dir: Path = Field(default=Path(".cache"), description="downloads: Kafka jars")
+    datasets_dir: Path | None = Field(default=None, description="unset: <home>/datasets")
 
     # -- services ----------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -116,6 +117,13 @@ class Settings(BaseSettings):
     max_p99_latency_ms: float = Field(default=200.0, gt=0)
     min_recall: float = Field(default=0.3, ge=0.0, le=1.0)
     min_average_precision: float = Field(default=0.3, ge=0.0, le=1.0)
+    min_roc_auc: float | None = Field(default=None, ge=0.0, le=1.0, description="unset: no target")
+    min_card_precision_at_100: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="unset: no target; needs a card column"
+    )
+    objective_metric: Literal[
+        "average_precision", "roc_auc", "card_precision_at_100", "recall"
+    ] = Field(default="average_precision", description="what model selection and tuning maximise")
 
     # -- API ---------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -164,6 +172,11 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.registry_dir or self.home / "registry"
+
+    @property
+    def datasets_path(self) -> Path:
+        """Where registered data sets are described (one JSON file each)."""
+        return self.datasets_dir or self.home / "datasets"
 
     @property
     def allowed_lateness_s(self) -> float:
