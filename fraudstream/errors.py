@@ -13,6 +13,7 @@ __all__ = [
     "FeatureDefinitionError",
     "FraudstreamError",
     "NotFoundError",
+    "RegistryConflictError",
     "ServiceError",
 ]
 
@@ -65,3 +66,9 @@ class ArtifactError(FraudstreamError):
     """A model artifact is unsigned, tampered with or unreadable."""
 
     exit_code = 6
+
+
+class RegistryConflictError(FraudstreamError):
+    """The registry changed under a writer (e.g. the champion was promoted or rolled back meanwhile)."""
+
+    exit_code = 7
