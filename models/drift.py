@@ -29,6 +29,7 @@ ADWIN fired five times while the mean climbed; one alarm came out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -168,17 +169,21 @@ class ConceptDriftMonitor:
         delta: float = 0.002,
         warning_delta: float | None = 0.05,
         cooldown: int = 1000,
+        fraud_clock: int = 1,
     ) -> None:
         self.cooldown = cooldown
+        # frauds are rare: their detector checks for a cut at every update, not every 32nd
+        clocks = {"fraud": fraud_clock, "genuine": 32}
         self._drift = {
-            c: Detector(f"error_{c}", delta=delta, cooldown=cooldown, direction="up")
+            c: Detector(f"error_{c}", delta=delta, cooldown=cooldown, direction="up",
+                        clock=clocks[c])
             for c in ("fraud", "genuine")
         }
         self._warn = (
             {
                 c: Detector(
                     f"error_{c}", delta=warning_delta, cooldown=cooldown, direction="up",
-                    level="warning",
+                    level="warning", clock=clocks[c],
                 )
                 for c in ("fraud", "genuine")
             }
@@ -223,6 +228,11 @@ class ConceptDriftMonitor:
 class DataDriftMonitor:
     """ADWIN on the score and on the mean of each key feature (absent features are skipped).
 
+    Feature values are watched as ``sign(v) * log1p(|v|)``: ADWIN's bound assumes light tails,
+    and amounts and counts are heavy-tailed (measured on 150,000 stationary log-normal amounts:
+    1 to 4 false alarms on the raw values with delta 1e-5, none on the log values, seeds 10-13).
+    The score, in [0, 1], is watched as it is.
+
     One shared cool-down: a change that moves several of them raises one alarm (the first
     detector to see it); the others' detections during the cool-down are counted as suppressed.
     """
@@ -257,6 +267,7 @@ class DataDriftMonitor:
                 continue
             if f - f != 0.0:
                 continue
+            f = math.copysign(math.log1p(abs(f)), f)
             a = det.update(f, silent=quiet or first is not None)
             if a is not None and first is None:
                 first = a

@@ -12,7 +12,9 @@ predicts BEFORE it learns; the prediction updates its rolling metrics
 concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
 
 - a WARNING starts a background model (fresh, the champion's name and parameters) that learns
-  from then on;
+  from then on, in shadow like a challenger (it may be promoted by the same rule below: an
+  online champion partly adapts to a change, so its error may fall back before ADWIN at the
+  drift level is sure); it is dropped after ``warning_max_labels`` labels without drift;
 - a DRIFT makes that background model a challenger (when it started at most
   ``warning_max_labels`` labels ago), or else starts a fresh challenger at the drift point;
 - every ``promotion_check_every`` labels, a challenger with at least ``promotion_window`` (N)
@@ -321,7 +323,7 @@ class OnlineLearner:
         ]
 
     def _eligible(self, slot: Slot) -> bool:
-        if slot.origin in ("drift", "warning"):
+        if slot.origin in ("drift", "warning"):  # drift challengers and the background model
             return True
         return self.config.promote_configured_challengers
 
@@ -350,7 +352,10 @@ class OnlineLearner:
 
     def _check_promotion(self, event_time: float) -> list[ModelEvent]:
         best: tuple[float, Slot, dict[str, Any]] | None = None
-        for slot in self.challengers:
+        candidates = list(self.challengers)
+        if self.background is not None:
+            candidates.append(self.background)
+        for slot in candidates:
             if not self._eligible(slot):
                 continue
             verdict = self.compare(slot)
@@ -373,7 +378,8 @@ class OnlineLearner:
                 f"{verdict['champion_value']} on the latest {verdict['window']} labels"
             ),
         )
-        self.challengers.remove(slot)
+        if slot is not self.background:
+            self.challengers.remove(slot)
         if slot.origin in ("drift", "warning"):  # the other drift challengers chased the old one
             self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
         self.background = None
@@ -436,6 +442,7 @@ class OnlineLearner:
         self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
         self.concept.reset()
         self.data.reset_score()
+        self._mark_snapshot(self.clock())  # nothing of the adopted champion is unsaved
         kind = "rollback" if last.get("event") == "rollback" else "promotion"
         return [self._event(kind, self.champion, {
             "source": "registry", "previous": old.version, "reason": last.get("reason", ""),
