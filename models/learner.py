@@ -431,7 +431,7 @@ class OnlineLearner:
         except (ArtifactError, NotFoundError) as exc:
             return [self._event("warning", old, {"type": "registry", "error": str(exc),
                                                  "champion_version": v}, None)]
-        last = next(
+        last: dict[str, Any] = next(
             (e for e in reversed(self.registry.history(200))
              if e.get("version") == v and e.get("event") in ("promote", "rollback")),
             {},

@@ -40,7 +40,6 @@ alone; :mod:`models.zoo` wires them into each model's ``explain_one``.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -69,13 +68,9 @@ def top_reasons(
     """
     if k <= 0:
         return []
-    positive = [(c, f) for f, c in contributions.items() if c > 0.0]
-    if len(positive) > k:
-        best = heapq.nsmallest(k, positive, key=lambda cf: (-cf[0], cf[1]))
-    else:
-        best = sorted(positive, key=lambda cf: (-cf[0], cf[1]))
+    best = sorted([(-c, f) for f, c in contributions.items() if c > 0.0])[:k]
     return [
-        Reason(feature=f, value=_number(values.get(f)), contribution=float(c)) for c, f in best
+        Reason(feature=f, value=_number(values.get(f)), contribution=float(-c)) for c, f in best
     ]
 
 
@@ -137,7 +132,7 @@ def tree_path_contributions(
         return out
     p_prev = _p_fraud(getattr(node, "stats", None))
     while isinstance(node, Branch):
-        feature = node.feature
+        feature = node.feature  # type: ignore[attr-defined]  # every River split has one
         try:
             child = node.next(x)
         except KeyError:

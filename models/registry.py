@@ -35,6 +35,7 @@ a promotion (the rollback points). Batch and manual versions are never pruned.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -213,7 +214,7 @@ class ModelRegistry:
         value = self._pointer(self._champion_path)
         return value[0] if value else None
 
-    def challenger_versions(self) -> list[str]:
+    def challenger_versions(self) -> builtins.list[str]:
         """The challengers' versions, as cheaply as :meth:`champion_version`."""
         return list(self._pointer(self._challengers_path) or [])
 
@@ -221,14 +222,14 @@ class ModelRegistry:
         v = self.champion_version()
         return self.get(v) if v else None
 
-    def challengers(self) -> list[ModelVersion]:
+    def challengers(self) -> builtins.list[ModelVersion]:
         return [self.get(v) for v in self.challenger_versions()]
 
-    def previous_champions(self) -> list[str]:
+    def previous_champions(self) -> builtins.list[str]:
         """The rollback stack: champions replaced by promotions, most recent last."""
         return list(self._state()["previous"])
 
-    def history(self, last: int | None = None) -> list[dict[str, Any]]:
+    def history(self, last: int | None = None) -> builtins.list[dict[str, Any]]:
         """The registry's events, oldest first (the latest ``last`` when given)."""
         try:
             lines = self._history_path.read_text().splitlines()
@@ -389,7 +390,7 @@ class ModelRegistry:
         with self._lock():
             state = self._state()
             current = state["champion"]
-            stack: list[str] = state["previous"]
+            stack: builtins.list[str] = state["previous"]
             if to is None:
                 target = None
                 while stack:
@@ -414,7 +415,7 @@ class ModelRegistry:
             self._event("rollback", version=target, previous=current, reason=reason)
         return self.get(target)
 
-    def set_challengers(self, versions: Sequence[str], reason: str = "") -> list[ModelVersion]:
+    def set_challengers(self, versions: Sequence[str], reason: str = "") -> builtins.list[ModelVersion]:
         """Replace the list of challengers (scorers shadow-score them)."""
         with self._lock():
             vs = [self._require(v) for v in versions]
@@ -427,12 +428,12 @@ class ModelRegistry:
     def add_challenger(self, version: str, reason: str = "") -> ModelVersion:
         return self.set_challengers([*self.challenger_versions(), version], reason)[-1]
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         """Delete old online snapshots (see the module doc); returns the deleted versions."""
         with self._lock():
             return self._prune(self._state())
 
-    def _prune(self, state: dict[str, Any]) -> list[str]:
+    def _prune(self, state: dict[str, Any]) -> builtins.list[str]:
         keep = {*state["protected"], *state["previous"], *state["challengers"]}
         if state["champion"]:
             keep.add(state["champion"])
