@@ -5,4 +5,4 @@ Import the modules themselves (``from models.zoo import build_model``); this pac
 nothing heavy on its own.
 """
 
-__all__ = ["drift", "events", "learner", "metrics", "reasons", "registry", "zoo"]
+__all__ = ["drift", "events", "learner", "metrics", "reasons", "registry", "watcher", "zoo"]
