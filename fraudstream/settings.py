@@ -122,13 +122,13 @@ class Settings(BaseSettings):
     card_precision_k: int = Field(default=100, ge=1)
     promotion_metric: Literal["average_precision", "roc_auc"] = "average_precision"
     promotion_window: int = Field(
-        default=2000, ge=10, description="N: a challenger is judged against the champion on the latest N labels"
+        default=5000, ge=10, description="N: a challenger is judged against the champion on the latest N labels"
     )
     promotion_margin: float = Field(
         default=0.02, ge=0.0, le=1.0, description="the challenger's metric must exceed the champion's by this"
     )
     promotion_min_positives: int = Field(
-        default=10, ge=1, description="frauds needed among the latest N labels before any promotion"
+        default=30, ge=1, description="frauds needed among the latest N labels before any promotion"
     )
     promotion_check_every: int = Field(default=100, ge=1, description="labels between promotion checks")
     promote_configured_challengers: bool = Field(
@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     drift_delta: float = Field(default=0.002, gt=0.0, lt=1.0, description="ADWIN delta of the concept drift alarm")
     drift_warning_delta: float = Field(
         default=0.05, gt=0.0, lt=1.0, description="ADWIN delta of the (more sensitive) warning detector"
+    )
+    drift_min_change: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="smallest rise of a class's mean prequential error that counts as concept drift",
+    )
+    drift_warmup: int = Field(
+        default=1000, ge=0, description="labels a champion learns before its error is watched for drift"
     )
     drift_cooldown: int = Field(
         default=1000, ge=0, description="updates after an alarm during which that detector stays silent"

@@ -4,7 +4,14 @@
 its detections into ALARMS: ADWIN usually fires several times while it sheds the old part of its
 window after one change, so after an alarm the detector stays silent for ``cooldown`` updates
 (detections during that time are counted, not raised) and then re-arms; and it may only alarm in
-one ``direction`` (a model's error going DOWN is no concept drift).
+one ``direction`` (a model's error going DOWN is no concept drift), and only for a change of
+at least ``min_change``: with tens of thousands of transactions a day ADWIN finds changes that
+are real but too small to matter (measured on the first 200,000 handbook transactions: a
+logistic regression's error on genuine transactions "drifted" eleven times, mostly by less than
+0.005). The size of a change is the mean of the latest ``recent`` values (50) minus ADWIN's
+window mean just before the detection (ADWIN itself sheds only its oldest buckets at a
+detection, so its own estimate moves little); these are the alarm's ``mean_after`` and
+``mean_before``, and they give its direction.
 
 :class:`ConceptDriftMonitor` watches the champion's prequential error per class: ``1 - p`` on
 frauds and ``p`` on genuine transactions, each with its own ADWIN, because with 1 % fraud a
@@ -30,6 +37,7 @@ ADWIN fired five times while the mean climbed; one alarm came out.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,8 +57,8 @@ class Alarm:
     detector: str
     at: int  # the detector's update count when it fired
     direction: Literal["up", "down"]
-    mean_before: float
-    mean_after: float
+    mean_before: float  # ADWIN's window mean before the detection
+    mean_after: float  # the mean of the latest ``recent`` values
     window: int  # ADWIN's window width after the change
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -80,8 +88,12 @@ class Detector:
         level: Literal["drift", "warning"] = "drift",
         clock: int = 32,
         grace_period: int = 30,
+        min_change: float = 0.0,
+        recent: int = 50,
     ) -> None:
         self.name = name
+        self.min_change = min_change
+        self._recent: deque[float] = deque(maxlen=recent)
         self.delta = delta
         self.cooldown = cooldown
         self.direction = direction
@@ -104,17 +116,20 @@ class Detector:
         """
         self.n += 1
         adwin = self.adwin
+        recent = self._recent
+        recent.append(value)
         before = adwin.estimation
         adwin.update(value)
         if not adwin.drift_detected:
             return None
         self.detections += 1
-        after = adwin.estimation
+        after = sum(recent) / len(recent)
         way: Literal["up", "down"] = "up" if after > before else "down"
         if (
             silent
             or self.in_cooldown()
             or (self.direction != "both" and way != self.direction)
+            or abs(after - before) < self.min_change
         ):
             self.suppressed += 1
             return None
@@ -133,6 +148,7 @@ class Detector:
     def reset(self) -> None:
         """Forget the stream (e.g. a new champion: its error is a new stream)."""
         self.adwin = self.adwin.clone()
+        self._recent.clear()
         self._last_alarm = None
 
 
@@ -170,20 +186,25 @@ class ConceptDriftMonitor:
         warning_delta: float | None = 0.05,
         cooldown: int = 1000,
         fraud_clock: int = 1,
+        min_change: float = 0.02,
     ) -> None:
         self.cooldown = cooldown
-        # frauds are rare: their detector checks for a cut at every update, not every 32nd
+        # frauds are rare: their detector checks for a cut at every update, not every 32nd, and
+        # measures a change on the latest 50 (the genuine one on the latest 500: errors on genuine
+        # transactions are mostly tiny with a few large ones, a mean of 50 of them is noise)
         clocks = {"fraud": fraud_clock, "genuine": 32}
+        recent = {"fraud": 50, "genuine": 500}
         self._drift = {
             c: Detector(f"error_{c}", delta=delta, cooldown=cooldown, direction="up",
-                        clock=clocks[c])
+                        clock=clocks[c], min_change=min_change, recent=recent[c])
             for c in ("fraud", "genuine")
         }
         self._warn = (
             {
                 c: Detector(
                     f"error_{c}", delta=warning_delta, cooldown=cooldown, direction="up",
-                    level="warning", clock=clocks[c],
+                    level="warning", clock=clocks[c], min_change=min_change,
+                    recent=recent[c],
                 )
                 for c in ("fraud", "genuine")
             }

@@ -8,8 +8,9 @@ returned :class:`~models.events.ModelEvent` to ``model-events``.
 
 For each label, prequentially: every model (the champion, the challengers, a background model)
 predicts BEFORE it learns; the prediction updates its rolling metrics
-(:class:`~models.metrics.RollingMetrics`); then it learns. The champion's per-class error feeds the
-concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
+(:class:`~models.metrics.RollingMetrics`); then it learns. Once the champion has learned
+``drift_warmup`` labels (a model's error while it first learns is no concept drift), its
+per-class error feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
 
 - a WARNING starts a background model (fresh, the champion's name and parameters) that learns
   from then on, in shadow like a challenger (it may be promoted by the same rule below: an
@@ -63,9 +64,9 @@ class LearnerConfig:
     metrics_days: int = 7
     card_precision_k: int = 100
     promotion_metric: str = "average_precision"
-    promotion_window: int = 2000
+    promotion_window: int = 5000
     promotion_margin: float = 0.02
-    promotion_min_positives: int = 10
+    promotion_min_positives: int = 30
     promotion_check_every: int = 100
     promote_configured_challengers: bool = True
     challenger_max_labels: int = 50_000
@@ -73,6 +74,8 @@ class LearnerConfig:
     drift_delta: float = 0.002
     drift_warning_delta: float | None = 0.05
     drift_cooldown: int = 1000
+    drift_min_change: float = 0.02
+    drift_warmup: int = 1000
     warning_max_labels: int = 5000
     data_drift_delta: float = 1e-5
     data_drift_cooldown: int = 50_000
@@ -101,6 +104,8 @@ class LearnerConfig:
             "drift_delta": s.drift_delta,
             "drift_warning_delta": s.drift_warning_delta,
             "drift_cooldown": s.drift_cooldown,
+            "drift_min_change": s.drift_min_change,
+            "drift_warmup": s.drift_warmup,
             "warning_max_labels": s.warning_max_labels,
             "data_drift_delta": s.data_drift_delta,
             "data_drift_cooldown": s.data_drift_cooldown,
@@ -162,7 +167,10 @@ class OnlineLearner:
         self.challengers: list[Slot] = []
         self.background: Slot | None = None
         self.concept = ConceptDriftMonitor(
-            delta=c.drift_delta, warning_delta=c.drift_warning_delta, cooldown=c.drift_cooldown
+            delta=c.drift_delta,
+            warning_delta=c.drift_warning_delta,
+            cooldown=c.drift_cooldown,
+            min_change=c.drift_min_change,
         )
         self.data = DataDriftMonitor(
             c.drift_features, delta=c.data_drift_delta, cooldown=c.data_drift_cooldown
@@ -275,8 +283,9 @@ class OnlineLearner:
             slot.last_event_time = event_time
             if slot is self.champion:
                 p_champion = p
-        for alarm in self.concept.update(y, p_champion):
-            events.append(self._on_alarm(alarm, event_time))
+        if self.champion.model.labels_learned > self.config.drift_warmup:
+            for alarm in self.concept.update(y, p_champion):
+                events.append(self._on_alarm(alarm, event_time))
         self._expire(event_time)
         if self.labels % self.config.promotion_check_every == 0:
             events.extend(self._check_promotion(event_time))
