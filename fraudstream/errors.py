@@ -14,6 +14,7 @@ __all__ = [
     "FeatureDefinitionError",
     "FraudstreamError",
     "NotFoundError",
+    "RegistryConflictError",
     "ServiceError",
 ]
 
@@ -76,3 +77,9 @@ class Cancelled(FraudstreamError):
     def __init__(self, what: str = "job") -> None:
         super().__init__(f"{what} cancelled")
         self.what = what
+
+
+class RegistryConflictError(FraudstreamError):
+    """The registry changed under a writer (e.g. the champion was promoted or rolled back meanwhile)."""
+
+    exit_code = 8

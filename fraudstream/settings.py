@@ -111,6 +111,62 @@ class Settings(BaseSettings):
     hmac_key: str = DEFAULT_SECRET
     snapshot_every_labels: int = Field(default=500, ge=1)
     snapshot_every_s: float = Field(default=10.0, gt=0)
+    registry_keep_snapshots: int = Field(
+        default=20, ge=1, description="automatic online snapshots kept, besides every promoted one"
+    )
+
+    # -- online learning: rolling metrics, drift, promotion ----------------------------------
+    metrics_window: int = Field(
+        default=5000, ge=10, description="labels in each model's rolling prequential metrics"
+    )
+    metrics_days: int = Field(default=7, ge=1, description="event-time days of card precision@k kept")
+    card_precision_k: int = Field(default=100, ge=1)
+    promotion_metric: Literal["average_precision", "roc_auc"] = "average_precision"
+    promotion_window: int = Field(
+        default=5000, ge=10, description="N: a challenger is judged against the champion on the latest N labels"
+    )
+    promotion_margin: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="the challenger's metric must exceed the champion's by this"
+    )
+    promotion_min_positives: int = Field(
+        default=30, ge=1, description="frauds needed among the latest N labels before any promotion"
+    )
+    promotion_check_every: int = Field(default=100, ge=1, description="labels between promotion checks")
+    promote_configured_challengers: bool = Field(
+        default=True, description="configured challengers may be promoted too (by the same rule)"
+    )
+    challenger_max_labels: int = Field(
+        default=50_000, ge=1, description="a drift challenger still not promoted after this many labels is dropped"
+    )
+    drift_delta: float = Field(default=0.002, gt=0.0, lt=1.0, description="ADWIN delta of the concept drift alarm")
+    drift_warning_delta: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="ADWIN delta of the (more sensitive) warning detector"
+    )
+    drift_min_change: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="smallest rise of a class's mean prequential error that counts as concept drift",
+    )
+    drift_warmup: int = Field(
+        default=1000, ge=0, description="labels a champion learns before its error is watched for drift"
+    )
+    drift_cooldown: int = Field(
+        default=1000, ge=0, description="updates after an alarm during which that detector stays silent"
+    )
+    warning_max_labels: int = Field(
+        default=5000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"
+    )
+    data_drift_delta: float = Field(
+        default=1e-5, gt=0.0, lt=1.0, description="ADWIN delta on the score and key feature means (no labels)"
+    )
+    data_drift_cooldown: int = Field(
+        default=50_000, ge=0, description="scored transactions after a data drift alarm with no new one"
+    )
+    drift_features: list[str] = Field(
+        default_factory=lambda: ["amount", "TX_AMOUNT"],
+        description="features whose mean is watched for data drift (absent ones are skipped)",
+    )
 
     # -- success criteria (problem definition) -----------------------------------------------
     max_fpr: float = Field(default=0.001, ge=0.0, le=1.0)
@@ -149,6 +205,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.drift_warning_delta < self.drift_delta:
+            raise ValueError(
+                f"drift_warning_delta ({self.drift_warning_delta}) must be at least drift_delta "
+                f"({self.drift_delta}): the warning detector is the more sensitive one"
+            )
         if self.review_threshold > self.decline_threshold:
             raise ValueError(
                 f"review_threshold ({self.review_threshold}) must not exceed "
