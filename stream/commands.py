@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fraudstream.errors import ConfigError, ServiceError
 from fraudstream.settings import Settings, parse_duration
@@ -274,7 +274,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     if not kafka_healthy(bootstrap):
         raise ServiceError(f"Kafka at {bootstrap} does not answer; start it with `fraudstream "
                            "services up` or set FRAUDSTREAM_KAFKA_BOOTSTRAP")
-    clock = args.clock or "now"
+    clock: Literal["now", "sim"] = "sim" if args.clock == "sim" else "now"
 
     def on_start(stats: Any) -> None:
         if stats.day_seconds:

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_PATTERN",
     "DRIFT_PATTERN",
     "SCENARIOS",
+    "DayBatch",
     "SIMULATOR_COLUMNS",
     "Event",
     "FraudPattern",
@@ -410,9 +411,6 @@ class Simulator:
             last = _cut(last, 0, -math.inf)[0]
         yield self.tx_frame(last), self.label_frame(last)
 
-    def tx_id(self, seq: int) -> str:
-        return f"{self.config.id_prefix}{seq}"
-
     def expected_per_day(self, day: int = 0) -> float:
         """Expected transactions per simulated day (genuine and fraud) under ``day``'s pattern."""
         p = self.config.pattern(day)
@@ -426,7 +424,7 @@ class Simulator:
         card_ids = w.card_ids
         static = w.static
         new = tuple.__new__  # an Event without NamedTuple's slower constructor
-        out = []
+        out: list[Event] = []
         append = out.append
         for t, q, c, a, ts, k, s in zip(
             b.t.tolist(), b.seq.tolist(), b.card.tolist(), b.amount.tolist(), stamps,
@@ -444,7 +442,7 @@ class Simulator:
         prefix = self.config.id_prefix
         stamps = _iso(b.label_due)
         new = tuple.__new__
-        out = []
+        out: list[Event] = []
         append = out.append
         for t, q, f, ts, src, s in zip(
             b.label_due.tolist(), b.label_seq.tolist(), b.label_fraud.tolist(), stamps,
@@ -941,17 +939,3 @@ def _merge_labels(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]
     order = np.lexsort((cols[1], cols[0]))  # by due time, then transaction number
     return tuple(c[order] for c in cols)
 
-
-def with_overrides(config: SimConfig, **changes: Any) -> SimConfig:
-    """``config`` with some fields replaced (``fraud__large_amount=0.01`` reaches into patterns)."""
-    top: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in changes.items():
-        if "__" in key:
-            outer, inner = key.split("__", 1)
-            nested.setdefault(outer, {})[inner] = value
-        else:
-            top[key] = value
-    for outer, inner in nested.items():
-        top[outer] = replace(getattr(config, outer), **inner)
-    return replace(config, **top)
