@@ -277,9 +277,10 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     clock: Literal["now", "sim"] = "sim" if args.clock == "sim" else "now"
 
     def on_start(stats: Any) -> None:
-        if stats.day_seconds:
-            pace = (f"{rate:g} tx/s" if rate else f"1 simulated day per {time_scale:g} s") \
-                if (rate or time_scale) else f"{settings.run_rate:g} tx/s"
+        if time_scale:
+            pace, scale = f"one simulated day per {time_scale:g} s of wall time", ""
+        elif stats.day_seconds:
+            pace = f"{rate if rate is not None else settings.run_rate:g} tx/s"
             scale = f"; one simulated day ~ {stats.day_seconds:,.0f} s of wall time"
         else:
             pace, scale = "flat out", ""

@@ -488,16 +488,15 @@ class _Bar:
         )
 
         self.progress = Progress(
-            TextColumn("[bold]replay[/bold] {task.description}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=Console(stderr=True),
+            TextColumn("replay"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True),
         )
         self.task = self.progress.add_task(name, total=total, completed=start, detail="")
         self.progress.start()
 
     def update(self, done: int, report: ReplayReport) -> None:
-        detail = f"{report.transactions:,} tx, {report.labels:,} labels, {report.rate:,.0f}/s"
-        self.progress.update(self.task, completed=done, detail=detail)
+        self.progress.update(self.task, completed=done, detail=f"{report.rate:,.0f} msg/s")
 
     def close(self) -> None:
         self.progress.stop()

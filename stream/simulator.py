@@ -621,8 +621,12 @@ def _build_world(cfg: SimConfig) -> _World:
             d = _km(card_lat[chunk, None], card_lon[chunk, None], term_lat[None, cand],
                     term_lon[None, cand])
             k = min(k_max, len(cand))
-            nearest = np.argsort(d, axis=1)[:, :k]
+            nearest = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(cand) else \
+                np.broadcast_to(np.arange(len(cand)), d.shape)
             near_d = np.take_along_axis(d, nearest, axis=1)
+            by_distance = np.argsort(near_d, axis=1, kind="stable")
+            nearest = np.take_along_axis(nearest, by_distance, axis=1)
+            near_d = np.take_along_axis(near_d, by_distance, axis=1)
             count = np.maximum((near_d <= cfg.local_radius_km).sum(axis=1), min(3, k))
             local[chunk, :k] = cand[nearest]
             n_local[chunk] = count
