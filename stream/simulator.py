@@ -234,7 +234,10 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Everything the simulator needs; the same configuration always gives the same events."""
+    """Everything the simulator needs; the same configuration always gives the same events.
+
+    The defaults make about 12,600 transactions a simulated day (5,000 cards x 2.5), 1 % fraud.
+    """
 
     cards: int = 5000
     terminals: int = 10000
