@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.columns import CANONICAL, PRESETS, ColumnMapping, sort_events
+from features.columns import CANONICAL, PRESETS, ColumnMapping, read_raw, sort_events
 from fraudstream.errors import ConfigError, DataError
 from fraudstream.settings import Settings, parse_duration
 from stream.simulator import SIMULATOR_COLUMNS
@@ -139,21 +139,6 @@ class ReplayReport:
 
 
 # -- loading ------------------------------------------------------------------------------------
-def _read_raw(path: Path, limit: int | None) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    name = path.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            raw = pd.read_parquet(path)
-            return raw.head(limit) if limit is not None else raw
-        if name.endswith((".csv", ".csv.gz", ".gz", ".txt")):
-            return pd.read_csv(path, nrows=limit, low_memory=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    raise DataError(f"{path.name}: not CSV or Parquet (by its name)")
-
-
 def _ids(s: pd.Series) -> pd.Series:
     """Ids as text; integral floats lose their ``.0``; missing stays None."""
     if pd.api.types.is_integer_dtype(s):
@@ -190,7 +175,7 @@ def load_plan(
                 f"{needed} (map it with --{needed.replace('_id', '')} COL)"
             )
     path = Path(path)
-    raw = _read_raw(path, limit)
+    raw = read_raw(path, limit)
     missing = [src for src in mapping.columns.values() if src not in raw.columns]
     if missing:
         raise DataError(f"{path}: column(s) {missing} not found; it has {list(raw.columns)[:20]}")
