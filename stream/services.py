@@ -500,6 +500,9 @@ def _stop(pid: int, marker: str, timeout: float = 20.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        child = _CHILDREN.get(pid)
+        if child is not None:
+            child.wait(timeout=10)
     _reap(pid)
     return True
 
