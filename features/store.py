@@ -1,0 +1,403 @@
+"""The online feature store: Redis, one round trip per batch, idempotent, event-time windows.
+
+Key scheme (every key starts with ``NS = {key_prefix}:{feature set}:{plan digest}``; the digest
+changes whenever a group's definition changes, so old buckets are never read with new meaning)::
+
+    NS:tx:{transaction_id}        hash    snapshot of a processed transaction:
+                                            r  raw aggregates returned at scoring (comma-separated)
+                                            i  inputs JSON: t event time (us), a amount (base
+                                               currency), la/lo coordinates, c card, m terminal
+                                            k  the label-based buckets it belongs to
+                                            l  label JSON, once labelled
+                                          TTL snapshot_ttl_s (set once, at scoring)
+    NS:sc:{transaction_id}        string  the ScoredEvent JSON saved by save_scored;
+                                          TTL prediction_ttl_s
+    NS:c:{card}:g{gid}            hash    bucket group gid of the card
+    NS:t:{terminal}:g{gid}        hash    bucket group gid of the terminal
+    NS:x:{len(card)}:{card}:{terminal}:g{gid}
+                                  hash    bucket group gid of the card at the terminal
+    NS:c:{card}:prev              zset    the card's recent transactions (score: event time in us;
+                                          member: tie key NUL latitude NUL longitude)
+
+A group hash has one field per bucket index (decimal ``floor(event time / width)``) and a field
+``t`` = the latest event time (us) of the entity seen by the group. Bucket values are
+``count[,sum][,sumsq][,max]`` of the amount in cents for ``tx`` groups, ``labelled,frauds`` for
+``label`` groups; a ``distinct`` group has one field ``{bucket}|{value}`` = count per value.
+Buckets older than ``floor((t - allowed lateness) / width) - reach`` (``reach`` = the furthest
+bucket any window of the group looks back) are deleted on every write, so memory per entity is
+bounded by the windows, not by its history. Every group key and the recent-events zset get a TTL
+on every write: the group's span (``(reach + 2) * width``) plus the allowed lateness, resp. the
+previous-transaction horizon plus the lateness; TTLs are wall-clock, which is exact as long as
+event time advances at least as fast as the clock (live traffic, or a replay faster than
+real time).
+
+Window semantics. A transaction at event time ``t`` (bucket ``B = floor(t / w)``) sees, in a
+window of ``n`` buckets delayed by ``d`` buckets, the events of its entity that Redis processed
+before it whose bucket lies in ``[B - d - n + 1, B - d]``; with ``d = 0`` the transaction itself
+is included. Label windows count labels applied before the transaction, each in the bucket of its
+*labelled transaction's* event time. The offline twin computes exactly this with events in
+(event time, transaction id) order and labels applied at their ``reported_at`` (a label released
+at the same time as a transaction is applied first).
+
+Out-of-order events. A transaction older than the latest event time of its card, terminal or card
+x terminal by more than ``allowed_lateness_s`` is refused (status ``late``) and changes nothing.
+One within the lateness is added to the bucket of its own event time, and sees exactly what
+in-order processing would have shown it in every bucket *before* its own: later buckets are
+outside its windows. Within its own bucket it also sees events of that bucket that arrived before
+it even if their event time is later (at 1-second buckets: only same-second events). The events
+that were processed before it and are later in event time are not re-computed. The card's
+previous transaction (seconds since, distance, speed) is exact in (time, id) order whatever the
+arrival order, within the lateness.
+
+Exactness. Sums are integers (cents) below 2^53 in Lua's doubles and numpy's int64: exact while a
+window's sum of squared cents stays below 2^53 (about 95,000 EUR per transaction with 100
+transactions); the derived values are finalized by :func:`features.plan.finalize`, the same
+function the offline twin runs.
+
+Round trips: ``process``, ``save_scored``, ``apply_labels`` and ``get_prediction`` each send one
+non-transactional pipeline for the whole batch (``round_trips()`` counts them; a NOSCRIPT reply
+after a Redis restart costs one SCRIPT LOAD and one re-send of the affected calls).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import orjson
+from redis.exceptions import NoScriptError, RedisError
+
+from features.definitions import FeatureSet, load_feature_set
+from features.lua import render
+from features.plan import Context, Plan, epoch_us, finalize, tie_key, to_cents
+from fraudstream.errors import DataError, ServiceError
+from stream.schemas import Label, Transaction
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+    from fraudstream.settings import Settings
+
+__all__ = ["FeatureResult", "LabelResult", "OnlineFeatureStore"]
+
+
+@dataclass
+class FeatureResult:
+    """The features of one transaction; ``scored`` is the saved ScoredEvent JSON of a duplicate."""
+
+    transaction_id: str
+    status: Literal["new", "duplicate", "late"]
+    features: dict[str, float | None]
+    scored: bytes | None
+    reason: str | None = None  # why a late transaction was refused (for the dead-letter topic)
+
+
+@dataclass
+class LabelResult:
+    """A label applied: the features used at scoring (for the learner's join) and the tx's facts."""
+
+    transaction_id: str
+    status: Literal["new", "duplicate", "unknown"]
+    features: dict[str, float | None] | None
+    scored: bytes | None
+    event_time: float | None
+    card_id: str | None
+    terminal_id: str | None
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _bytes(x: Any) -> bytes | None:
+    if x is None:
+        return None
+    return x if isinstance(x, bytes) else str(x).encode()
+
+
+class OnlineFeatureStore:
+    """Computes a feature set's features in Redis, online (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        feature_set: FeatureSet,
+        *,
+        key_prefix: str,
+        allowed_lateness_s: float,
+        snapshot_ttl_s: int,
+        prediction_ttl_s: int,
+        base_currency: str = "EUR",
+        currency_rates: dict[str, float] | None = None,
+    ) -> None:
+        if allowed_lateness_s < 0 or snapshot_ttl_s <= 0 or prediction_ttl_s <= 0:
+            raise ValueError("allowed lateness must be >= 0 and TTLs > 0")
+        self.client = client
+        self.feature_set = feature_set
+        self.plan = Plan.of(feature_set)
+        self.ns = f"{key_prefix}:{feature_set.name}:{self.plan.digest}"
+        self.lateness_us = int(round(allowed_lateness_s * 1e6))
+        self.snapshot_ttl_s = int(snapshot_ttl_s)
+        self.prediction_ttl_s = int(prediction_ttl_s)
+        self.base_currency = base_currency.upper()
+        self.currency_rates = {k.upper(): float(v) for k, v in (currency_rates or {}).items()}
+        horizon = max((getattr(d, "horizon_us", 0) for d in feature_set.definitions
+                       if d.needs_previous()), default=0)
+        self.process_script, self.label_script = render(self.plan, horizon)
+        self._sha_process = hashlib.sha1(self.process_script.encode()).hexdigest()
+        self._sha_label = hashlib.sha1(self.label_script.encode()).hexdigest()
+        self._loaded = False
+        self._round_trips = 0
+        self._names = feature_set.feature_names()
+        self._ncols = len(self.plan.columns)
+        self._groups = [(i + 1, g.entity, g.gid, g.width_s * 1_000_000, g.kind, g.source)
+                        for i, g in enumerate(self.plan.groups)]
+        self._entities = sorted({g.entity for g in self.plan.groups})
+
+    @classmethod
+    def from_settings(cls, client: redis.asyncio.Redis, settings: Settings,
+                      feature_set: FeatureSet | None = None) -> OnlineFeatureStore:
+        """The store as the settings configure it (feature set, key prefix, lateness, TTLs,
+        currencies)."""
+        return cls(
+            client,
+            feature_set or load_feature_set(settings.feature_set),
+            key_prefix=settings.key_prefix,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            snapshot_ttl_s=settings.snapshot_ttl_s,
+            prediction_ttl_s=settings.prediction_ttl_s,
+            base_currency=settings.base_currency,
+            currency_rates=settings.currency_rates,
+        )
+
+    # -- scripts and accounting ----------------------------------------------------------------
+    async def load(self) -> None:
+        """SCRIPT LOAD both scripts (one round trip); later calls use EVALSHA."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.script_load(self.process_script)
+        pipe.script_load(self.label_script)
+        self._round_trips += 1
+        try:
+            shas = await pipe.execute()
+        except RedisError as exc:
+            raise ServiceError(f"cannot load the feature scripts into Redis: {exc}") from exc
+        if [_text(s) for s in shas] != [self._sha_process, self._sha_label]:
+            raise ServiceError("Redis returned unexpected script digests")
+        self._loaded = True
+
+    async def round_trips(self) -> int:
+        """Pipelines sent to Redis so far (each one is one network round trip)."""
+        return self._round_trips
+
+    async def _evalsha(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if not self._loaded:
+            await self.load()
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for i in todo:
+                keys, args = calls[i]
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            self._round_trips += 1
+            try:
+                got = await pipe.execute(raise_on_error=False)
+            except RedisError as exc:
+                raise ServiceError(f"Redis feature call failed: {exc}") from exc
+            missing = []
+            for i, r in zip(todo, got, strict=True):
+                if isinstance(r, NoScriptError):
+                    missing.append(i)
+                elif isinstance(r, Exception):
+                    raise ServiceError(f"feature script failed: {r}")
+                else:
+                    replies[i] = r
+            if not missing:
+                return replies
+            if attempt == 0:  # Redis restarted or flushed its scripts: load them, re-send those
+                await self.load()
+                todo = missing
+        raise ServiceError("Redis keeps answering NOSCRIPT for the feature scripts")
+
+    # -- inputs --------------------------------------------------------------------------------
+    def to_base(self, amount: float, currency: str) -> float:
+        """The amount in the base currency (unchanged when already in it)."""
+        if not currency or currency == self.base_currency:
+            return float(amount)
+        rate = self.currency_rates.get(currency)
+        if rate is None:
+            raise DataError(f"no exchange rate for {currency} (base {self.base_currency})")
+        return float(amount) * rate
+
+    def reject_reason(self, tx: Transaction) -> str | None:
+        """Why ``process`` would refuse this transaction before any round trip (else None)."""
+        try:
+            self.to_base(tx.amount, tx.currency)
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    def _entity_base(self, entity: str, tx: Transaction) -> str | None:
+        if entity == "card":
+            return f"{self.ns}:c:{tx.card_id}"
+        if tx.terminal_id is None:
+            return None
+        if entity == "terminal":
+            return f"{self.ns}:t:{tx.terminal_id}"
+        return f"{self.ns}:x:{len(tx.card_id)}:{tx.card_id}:{tx.terminal_id}"
+
+    def _prepare(self, tx: Transaction) -> tuple[list[str], list[Any], dict[str, Any]]:
+        ts = epoch_us(tx.timestamp)
+        amount = self.to_base(tx.amount, tx.currency)
+        cents = math.floor(amount * 100.0 + 0.5)
+        inputs = {"t": ts, "a": amount, "la": tx.latitude, "lo": tx.longitude,
+                  "c": tx.card_id, "m": tx.terminal_id}
+        keys = [f"{self.ns}:tx:{tx.transaction_id}", f"{self.ns}:sc:{tx.transaction_id}",
+                f"{self.ns}:c:{tx.card_id}:prev" if self.plan.previous else ""]
+        per_group: list[Any] = []
+        targets: list[str] = []
+        bases = {e: self._entity_base(e, tx) for e in self._entities}
+        for index, entity, gid, width_us, kind, source in self._groups:
+            base = bases[entity]
+            key = f"{base}:g{gid}" if base is not None else ""
+            keys.append(key)
+            bucket = str(ts // width_us)
+            value = ""
+            if kind == "distinct":
+                v = getattr(tx, source)
+                value = "" if v is None else str(v)
+            per_group += [bucket, value]
+            if kind == "label" and key:
+                targets.append(f"{index}\n{key}\n{bucket}\n{ts}")
+        member = "\0".join((tie_key(tx.transaction_id),
+                            "" if tx.latitude is None else repr(tx.latitude),
+                            "" if tx.longitude is None else repr(tx.longitude)))
+        args = [ts, self.lateness_us, self.snapshot_ttl_s, orjson.dumps(inputs),
+                "\n".join(targets), member, cents, *per_group]
+        return keys, args, inputs
+
+    # -- finalizing ----------------------------------------------------------------------------
+    def _features(self, raws: list[str], inputs: list[dict[str, Any]]) -> list[dict[str, float | None]]:
+        """Raw aggregates + inputs -> feature dicts, through the shared finalizer."""
+        if not raws:
+            return []
+        matrix = np.array([[float(x) if x else math.nan for x in r.split(",")] if r else []
+                           for r in raws], dtype=float).reshape(len(raws), -1)
+        if matrix.shape[1] != self._ncols:
+            raise ServiceError(
+                f"stored raw aggregates have {matrix.shape[1]} columns, the plan {self._ncols}")
+        def col(name: str) -> np.ndarray:
+            return np.array([math.nan if x.get(name) is None else x[name] for x in inputs], dtype=float)
+
+        amount = col("a")
+        ctx = Context.of_columns(
+            self.plan, matrix.T,
+            ts_us=np.array([x["t"] for x in inputs], dtype=np.int64),
+            amount=amount, cents=to_cents(amount), lat=col("la"), lon=col("lo"),
+        )
+        values = finalize(self.plan, ctx)
+        lists = [values[n].tolist() for n in self._names]
+        return [
+            {n: (None if v[i] != v[i] else v[i]) for n, v in zip(self._names, lists, strict=True)}
+            for i in range(len(raws))
+        ]
+
+    # -- the API the worker uses ---------------------------------------------------------------
+    async def process(self, txs: Sequence[Transaction]) -> list[FeatureResult]:
+        """Update every window with ``txs`` and return their features, in one round trip.
+
+        A transaction id seen before changes nothing and gets the features of its first time
+        (and its saved scored event, if any); one too late gets status ``late``.
+        """
+        if not txs:
+            return []
+        prepared = [self._prepare(tx) for tx in txs]
+        replies = await self._evalsha(self._sha_process, [(k, a) for k, a, _ in prepared])
+        results: list[FeatureResult | None] = [None] * len(txs)
+        raws: list[str] = []
+        inputs: list[dict[str, Any]] = []
+        where: list[int] = []
+        scored: dict[int, bytes | None] = {}
+        for i, (tx, reply) in enumerate(zip(txs, replies, strict=True)):
+            status = _text(reply[0])
+            if status == "late":
+                latest = int(_text(reply[1])) / 1e6
+                results[i] = FeatureResult(
+                    tx.transaction_id, "late", {}, None,
+                    reason=(f"event time {tx.epoch:.0f} is more than {self.lateness_us / 1e6:g} s "
+                            f"behind the latest event time {latest:.0f} of its card or terminal"))
+                continue
+            where.append(i)
+            raws.append(_text(reply[1]))
+            if status == "new":
+                inputs.append(prepared[i][2])
+            else:
+                inputs.append(orjson.loads(reply[2]))
+                scored[i] = _bytes(reply[3] if len(reply) > 3 else None)
+        for i, feats in zip(where, self._features(raws, inputs), strict=True):
+            results[i] = FeatureResult(txs[i].transaction_id,
+                                       "duplicate" if i in scored else "new", feats, scored.get(i))
+        return [r for r in results if r is not None]
+
+    async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip."""
+        if not items:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for tx_id, payload in items:
+            pipe.set(f"{self.ns}:sc:{tx_id}", payload, ex=self.prediction_ttl_s)
+        self._round_trips += 1
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            raise ServiceError(f"Redis: cannot save scored events: {exc}") from exc
+
+    async def apply_labels(self, labels: Sequence[Label]) -> list[LabelResult]:
+        """Mark transactions labelled (idempotent), add them to the label-based buckets of their
+        event time, and return the features they were scored with; one round trip."""
+        if not labels:
+            return []
+        calls = []
+        for lab in labels:
+            body = orjson.dumps({"is_fraud": lab.is_fraud, "reported_at": lab.reported_at.isoformat(),
+                                 "source": lab.source})
+            calls.append(([f"{self.ns}:tx:{lab.transaction_id}", f"{self.ns}:sc:{lab.transaction_id}"],
+                          [body, 1 if lab.is_fraud else 0, self.lateness_us]))
+        replies = await self._evalsha(self._sha_label, calls)
+        known = [(i, r) for i, r in enumerate(replies) if _text(r[0]) != "unknown"]
+        feats = self._features([_text(r[1]) for _, r in known], [orjson.loads(r[2]) for _, r in known])
+        out = [LabelResult(lab.transaction_id, "unknown", None, None, None, None, None)
+               for lab in labels]
+        for (i, r), f in zip(known, feats, strict=True):
+            inputs = orjson.loads(r[2])
+            out[i] = LabelResult(
+                labels[i].transaction_id, "new" if _text(r[0]) == "new" else "duplicate", f,
+                _bytes(r[3] if len(r) > 3 else None), inputs["t"] / 1e6, inputs["c"], inputs["m"])
+        return out
+
+    async def get_prediction(self, transaction_id: str) -> dict[str, Any] | None:
+        """``{"features", "scored", "label", "event_time", "card_id", "terminal_id"}`` of a
+        processed transaction, or None when Redis knows nothing of it; one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(f"{self.ns}:tx:{transaction_id}", ["r", "i", "l"])
+        pipe.get(f"{self.ns}:sc:{transaction_id}")
+        self._round_trips += 1
+        try:
+            (raw, inputs, label), scored = await pipe.execute()
+        except RedisError as exc:
+            raise ServiceError(f"Redis: cannot read prediction {transaction_id!r}: {exc}") from exc
+        if raw is None and scored is None:
+            return None
+        out: dict[str, Any] = {"transaction_id": transaction_id, "features": None,
+                               "scored": orjson.loads(scored) if scored is not None else None,
+                               "label": orjson.loads(label) if label is not None else None,
+                               "event_time": None, "card_id": None, "terminal_id": None}
+        if raw is not None:
+            facts = orjson.loads(inputs)
+            out["features"] = self._features([_text(raw)], [facts])[0]
+            out.update(event_time=facts["t"] / 1e6, card_id=facts["c"], terminal_id=facts["m"])
+        return out
