@@ -66,9 +66,11 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from stream.app import create_app
     from stream.services import Services
+    from stream.topics import ensure_topics
 
     kafka, redis_url = Services(settings).addresses()
     settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis_url})
+    ensure_topics(settings, kafka)
     app = create_app(settings, role=args.role)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
