@@ -9,6 +9,7 @@ to ``<home>/logs/``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,28 @@ from fraudstream.errors import ServiceError
 from fraudstream.settings import Settings
 from stream.services import Services, port_open, wait_for
 
-__all__ = ["SystemRunner", "render_status"]
+__all__ = ["SystemRunner", "render_status", "settings_env"]
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that gives a child process these very settings (``FRAUDSTREAM_*``).
+
+    >>> env = settings_env(Settings(_env_file=None, key_prefix="k1", challengers=["hat"]), base={})
+    >>> env["FRAUDSTREAM_KEY_PREFIX"], env["FRAUDSTREAM_CHALLENGERS"], "FRAUDSTREAM_REDIS_URL" in env
+    ('k1', '["hat"]', False)
+    """
+    env = dict(os.environ if base is None else base)
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"FRAUDSTREAM_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
 
 
 @dataclass
@@ -40,6 +62,7 @@ class SystemRunner:
     rate: float = 200.0
     scorers: int = 1
     simulate: bool = True
+    sim_config: Any = None  # a stream.simulator.SimConfig; None: the default for the settings
     console: Console = field(default_factory=lambda: Console(stderr=True))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     _services: Services | None = None
@@ -69,14 +92,7 @@ class SystemRunner:
             raise ServiceError(
                 f"port {self.settings.api_port} is taken; set FRAUDSTREAM_API_PORT to a free port"
             )
-        env = {
-            **os.environ,
-            "FRAUDSTREAM_KAFKA_BOOTSTRAP": addresses["kafka"],
-            "FRAUDSTREAM_REDIS_URL": addresses["redis"],
-            "FRAUDSTREAM_HOME": str(self.settings.home),
-            "FRAUDSTREAM_API_PORT": str(self.settings.api_port),
-            "FRAUDSTREAM_API_HOST": self.settings.api_host,
-        }
+        env = settings_env(self.settings)
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         cli = [sys.executable, "-m", "fraudstream"]
@@ -122,7 +138,8 @@ class SystemRunner:
         def target() -> None:
             try:
                 run_simulation(self.settings, self.rate, self._sim_stop, stats=self.sim_stats,
-                               bootstrap=self.settings.kafka_bootstrap, create_topics=False)
+                               config=self.sim_config, bootstrap=self.settings.kafka_bootstrap,
+                               create_topics=False)
             except Exception as exc:  # noqa: BLE001 - shown in the live view
                 self.sim_error = str(exc)
 
