@@ -146,6 +146,19 @@ class SystemRunner:
         self._sim_thread = threading.Thread(target=target, name="simulator", daemon=True)
         self._sim_thread.start()
 
+    def pause_simulator(self, timeout: float = 10.0) -> None:
+        """Stop the simulated traffic (what was sent is flushed to Kafka first)."""
+        self._sim_stop.set()
+        if self._sim_thread is not None:
+            self._sim_thread.join(timeout=timeout)
+            self._sim_thread = None
+
+    def resume_simulator(self) -> None:
+        """Start simulated traffic again (a new run: new ids, new ``sim_stats``)."""
+        self.pause_simulator()
+        self._sim_stop = threading.Event()
+        self._start_simulator()
+
     def status(self) -> dict[str, Any] | None:
         try:
             return httpx.get(f"{self.api_url}/status", timeout=2.0).json()  # type: ignore[no-any-return]
@@ -205,21 +218,41 @@ def render_status(status: dict[str, Any] | None, sim: Any, api_url: str,
         table.add_row("decisions", f"decline {status['decline_rate']:.2%}   review "
                                    f"{status['review_rate']:.2%}   (last 60 s)")
         table.add_row("declined", f"{counts['decline']:,} ({counts['decline'] / scored:.2%} of all)")
-        table.add_row("dead letters", f"{counts['dead_letters']:,}")
-        table.add_row("labels learned", f"{counts['labels_learned']:,}")
+        dl = status.get("dead_letters") or {}
+        table.add_row("dead letters", f"{counts['dead_letters']:,}  ({dl.get('last_minute', 0):,} in the "
+                                      "last minute)")
+        fraud_rate = status.get("fraud_rate")
+        table.add_row("labels learned", f"{counts['labels_learned']:,}  (fraud "
+                      + (f"{fraud_rate:.2%} in the last 60 s)" if fraud_rate is not None else "rate: none yet)"))
+        lag = status.get("lag") or {}
+        if lag:
+            table.add_row("consumer lag", "   ".join(f"{g}: {v['total']:,}" for g, v in lag.items()))
         models = status.get("models") or {}
-        if models:
-            table.add_row("champion", f"{models.get('name', '?')} {models.get('version', '?')}")
+        champion = models.get("champion") or {}
+        if champion:
+            m = champion.get("metrics") or {}
+            extra = (f"  AP {m['average_precision']:.3f} over {m.get('labels', 0):,} labels"
+                     if m.get("average_precision") is not None else "")
+            table.add_row("champion", f"{champion.get('model', '?')} {champion.get('version', '?')}{extra}")
+        criteria = status.get("criteria") or {}
+        if criteria:
+            word = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]"}.get(
+                criteria.get("status", ""), criteria.get("status", "?"))
+            failing = [c["criterion"] for c in criteria.get("criteria", []) if c.get("passed") is False]
+            table.add_row("success criteria", word + (f" ({', '.join(failing)})" if failing else ""))
         workers = status["components"]["workers"]
         alive = sum(1 for w in workers if w["alive"])
         table.add_row("workers", f"{alive} alive of {len(workers)}")
+        alerts = status.get("alerts") or []
+        if alerts:
+            table.add_row("alerts", "\n".join(f"[red]{a['summary']}[/red]" for a in alerts[:5]))
     if sim is not None:
         sent, fraud = sim.transactions, sim.frauds
         table.add_row("simulator", f"{sent:,} transactions sent ({sim.rate:.0f}/s), {fraud:,} fraud "
                                    f"({fraud / max(1, sent):.2%}), {sim.labels:,} labels, "
                                    f"{sim.sim_days:.1f} simulated days"
                       + (f"  [red]{sim_error}[/red]" if sim_error else ""))
-    footer = f"API {api_url}/status   docs {api_url}/docs   Ctrl-C stops everything"
+    footer = f"dashboard {api_url}/dashboard   API {api_url}/docs   Ctrl-C stops everything"
     return Panel(Group(table), title="fraudstream live", subtitle=footer)
 
 
