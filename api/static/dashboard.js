@@ -7,7 +7,8 @@ const COLORS = {
   grid: "#2a323c", dim: "#8a96a3", text: "#d8dee6",
 };
 const MARKER_COLORS = { drift: COLORS.red, warning: COLORS.amber, promotion: COLORS.green, rollback: COLORS.violet };
-const SPAN_S = 600; // seconds of history on the time charts
+const SPAN_S = 600; // seconds of history kept on the time charts
+const MIN_SPAN_S = 120; // the time axis grows with the history, from 2 to 10 minutes
 
 const state = { samples: [], events: new Map(), lastT: null, status: null };
 window.dashboard = { statusUpdates: 0, seriesUpdates: 0, errors: 0, lastError: null, charts: {} };
@@ -146,12 +147,14 @@ function drawTimeChart(id, lines, opts = {}) {
   const { ctx, w, h } = setupCanvas(canvas);
   const L = 46, R = 8, T = 14, B = 18;
   const now = state.lastT || Date.now() / 1000;
-  const t0 = now - SPAN_S;
+  const first = state.samples.length ? state.samples[0].t : now;
+  const span = Math.min(SPAN_S, Math.max(MIN_SPAN_S, Math.ceil((now - first) / 60) * 60));
+  const t0 = now - span;
   let vmax = opts.min || 0;
   for (const ln of lines) for (const [t, v] of ln.points) if (t >= t0 && v != null && v > vmax) vmax = v;
   if (opts.target != null && opts.target > vmax && opts.target < vmax * 3) vmax = opts.target;
-  const ymax = niceMax(vmax * 1.05);
-  const x = (t) => L + ((t - t0) / SPAN_S) * (w - L - R);
+  const ymax = Math.min(opts.max || Infinity, niceMax(vmax * 1.05));
+  const x = (t) => L + ((t - t0) / span) * (w - L - R);
   const y = (v) => h - B - (v / ymax) * (h - T - B);
   ctx.strokeStyle = COLORS.grid; ctx.fillStyle = COLORS.dim; ctx.lineWidth = 1;
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
@@ -161,7 +164,11 @@ function drawTimeChart(id, lines, opts = {}) {
     ctx.fillText(opts.fmt ? opts.fmt(v) : String(+v.toFixed(2)), L - 4, yy);
   }
   ctx.textAlign = "center"; ctx.textBaseline = "alphabetic";
-  for (let m = 0; m <= SPAN_S / 60; m += 2) ctx.fillText(m === 0 ? "now" : `-${m} min`, x(now - m * 60), h - 4);
+  const step = span > 300 ? 2 : 1;
+  for (let m = 0; m <= span / 60; m += step) {
+    ctx.textAlign = m === 0 ? "right" : m * 60 >= span ? "left" : "center";
+    ctx.fillText(m === 0 ? "now" : `-${m} min`, x(now - m * 60), h - 4);
+  }
   if (opts.target != null && opts.target <= ymax) {
     ctx.save(); ctx.setLineDash([4, 4]); ctx.strokeStyle = COLORS.dim;
     ctx.beginPath(); ctx.moveTo(L, y(opts.target)); ctx.lineTo(w - R, y(opts.target)); ctx.stroke(); ctx.restore();
@@ -174,7 +181,10 @@ function drawTimeChart(id, lines, opts = {}) {
     const xx = Math.round(x(e.ts)) + 0.5, color = MARKER_COLORS[e.kind] || COLORS.dim;
     ctx.save(); ctx.strokeStyle = color; ctx.fillStyle = color; ctx.setLineDash([3, 3]);
     ctx.beginPath(); ctx.moveTo(xx, T - 4); ctx.lineTo(xx, h - B); ctx.stroke();
-    ctx.fillText(`${e.kind[0].toUpperCase()}${e.version ? " " + e.version : ""}`, xx + 3, T - 3);
+    const tag = `${e.kind[0].toUpperCase()}${e.version ? " " + e.version : ""}`;
+    const right = xx + 3 + ctx.measureText(tag).width > w - R;
+    ctx.textAlign = right ? "right" : "left";
+    ctx.fillText(tag, right ? xx - 3 : xx + 3, T - 3);
     ctx.restore(); markers++;
   }
   let drawn = 0;
@@ -206,7 +216,7 @@ function drawTimeCharts() {
     { points: pts((s) => s.fraud_rate), color: COLORS.blue, width: 2 },
     { points: pts((s) => s.decline_rate), color: COLORS.red },
     { points: pts((s) => s.review_rate), color: COLORS.amber },
-  ], { fmt: (v) => (100 * v).toFixed(v < 0.1 ? 1 : 0) + "%", min: 0.01 });
+  ], { fmt: (v) => (100 * v).toFixed(v < 0.1 ? 1 : 0) + "%", min: 0.01, max: 1 });
 }
 
 function drawScores(s) {

@@ -173,3 +173,21 @@ def test_routes_answer(api: TestClient, settings: Any) -> None:
         assert api.get(f"/dashboard/static/{name}").status_code == 200
     assert api.get("/dashboard/static/..%2Fmain.py").status_code == 404
     assert api.get("/dashboard/static/nothing.js").status_code == 404
+
+
+async def test_health_command_sees_this_hosts_worker(settings: Any, capsys: Any) -> None:
+    import argparse
+    import socket
+
+    from stream.commands import health
+
+    args = argparse.Namespace(worker=True, max_age=15.0)
+    assert health(args, settings) == 1  # no worker yet
+    rt = await _runtime(settings, "scorer", f"{socket.gethostname()}-4242")
+    await rt.beat()
+    try:
+        assert health(args, settings) == 0
+        assert f"scorer|{socket.gethostname()}-4242" in capsys.readouterr().out
+    finally:
+        await rt.close()
+    assert health(args, settings) == 1  # a clean stop leaves the list
