@@ -84,6 +84,7 @@ class KafkaProbe:
     def _refresh(self) -> None:
         with self._lock:
             started = time.time()
+            result: dict[str, Any]
             try:
                 lag = self._lag()
                 result = {"reachable": True, "error": None, "lag": lag}
@@ -91,8 +92,9 @@ class KafkaProbe:
                 self._close_admin()
                 result = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"[:300],
                           "lag": {}}
-            result["checked_at"] = time.time()
-            result["took_ms"] = round((result["checked_at"] - started) * 1000, 1)
+            done = time.time()
+            result["checked_at"] = done
+            result["took_ms"] = round((done - started) * 1000, 1)
             self._result = result
 
     def _client(self) -> Any:

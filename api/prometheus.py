@@ -159,12 +159,12 @@ def build_families(
             for slot, s in slots:
                 if not s:
                     continue
-                key = [slot, str(s.get("model")), str(s.get("version"))]
+                slot_labels = [slot, str(s.get("model")), str(s.get("version"))]
                 mm = s.get("metrics") or {}
-                window.add_metric(key, float(mm.get("labels") or 0))
+                window.add_metric(slot_labels, float(mm.get("labels") or 0))
                 for metric in ("average_precision", "roc_auc", "precision", "recall", "fpr"):
                     if mm.get(metric) is not None:
-                        rolling.add_metric([*key, metric], float(mm[metric]))
+                        rolling.add_metric([*slot_labels, metric], float(mm[metric]))
 
     lag = GaugeMetricFamily(P + "consumer_lag", "records not yet consumed (end offset - committed)",
                             labels=["group", "topic", "partition"])

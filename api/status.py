@@ -235,7 +235,8 @@ async def collect_status_and_workers(
 def _models(beats: list[dict[str, Any]], learner: dict[str, Any]) -> dict[str, Any]:
     """The champion (and challengers) with their rolling metrics; the version each worker runs."""
     ordered = sorted(beats, key=lambda b: b.get("role") == "learner")  # scorers' view first
-    described = next((b.get("model") for b in ordered if (b.get("model") or {}).get("version")), {})
+    described: dict[str, Any] = next(
+        (b["model"] for b in ordered if (b.get("model") or {}).get("version")), {})
     champion = dict(learner.get("champion") or {})
     if not champion and described:
         champion = {"model": described.get("name"), "version": described.get("version")}

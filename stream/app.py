@@ -82,8 +82,8 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
     async def start_runtime() -> None:
         await rt.start()
 
-    @app.on_before_shutdown.connect
-    async def stop_runtime(app: faust.App, **kwargs: Any) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_runtime(app: Any, **kwargs: Any) -> None:
         """A clean stop: the last model events logged, the worker leaves the list of workers."""
         await rt.close()
 

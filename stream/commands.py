@@ -109,7 +109,8 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
             raise ServiceError(f"Redis at {redis_url}: {exc}") from exc
         finally:
             client.close()
-        mine = [m.decode() for m in members if m.decode().partition("|")[2].startswith(f"{host}-")]
+        names = [m.decode() if isinstance(m, bytes) else str(m) for m in members]  # type: ignore[union-attr]
+        mine = [m for m in names if m.partition("|")[2].startswith(f"{host}-")]
         print(f"worker heartbeat on {host}: " + (", ".join(mine) if mine else "none"))
         return 0 if mine else 1
     ok_redis = redis_healthy(redis_url)

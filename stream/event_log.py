@@ -51,13 +51,14 @@ async def read_model_events(
     recorded).
     """
     key = model_events_key(key_prefix)
+    entries: list[Any]
     if since_ms is None:
-        entries = list(reversed(await redis.xrevrange(key, count=count)))
+        entries = list(reversed(await redis.xrevrange(key, count=count) or []))
     else:
-        entries = await redis.xrange(key, min=str(since_ms + 1), count=count)
+        entries = list(await redis.xrange(key, min=str(since_ms + 1), count=count) or [])
     out = []
     for entry_id, fields in entries:
-        raw = fields.get(b"event") or fields.get("event")
+        raw = (fields or {}).get(b"event") or (fields or {}).get("event")
         if raw is None:
             continue
         try:
