@@ -116,14 +116,17 @@ def total(samples: list[Any], name: str, **labels: str) -> float:
 
 
 def test_status_shows_the_live_system(system: SystemRunner) -> None:
-    s = wait_until("labels learned and criteria measured", lambda: (
+    s = wait_until("labels learned, criteria measured, every worker beating", lambda: (
         st := get(system, "/status"))["counts"]["labels_learned"] > 50
-        and st["criteria"]["criteria"][0]["measured"] is not None and st, timeout=120)
+        and st["criteria"]["criteria"][0]["measured"] is not None
+        and st["components"]["scorers"]["alive"] == 2 and st["components"]["learner"]["alive"]
+        and st, timeout=120)
     comps = s["components"]
     assert comps["kafka"]["healthy"] is True and comps["redis"]["healthy"] is True
     assert comps["scorers"]["alive"] == 2 and comps["learner"]["alive"] is True
     assert {w["role"] for w in comps["workers"]} == {"scorer", "learner"}
     assert all(w["alive"] and w["last_heartbeat_s"] < 5 for w in comps["workers"])
+    assert len(comps["workers"]) == 3
     assert s["throughput_per_s"] > 10 and 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p99"]
     assert sum(s["score_distribution"]["counts"]) > 0
     settings = system.settings
@@ -169,7 +172,7 @@ def test_dashboard_shows_live_data(system: SystemRunner, browser: Any) -> None:
     assert coloured > 50  # the blue throughput line
     assert re.match(r"\S+ v\d+", browser.find_element(By.ID, "champion-version").text)
     text = browser.find_element(By.ID, "components").text
-    assert text.count("scorer") == 2 and "learner" in text and "DOWN" not in text
+    assert text.count("scorer") == 2 and "learner" in text and "kafka" in text
     assert float(browser.find_element(By.ID, "throughput").text) > 0
     assert "p99_latency_ms" in browser.find_element(By.ID, "criteria").text
     if _has_predictions(system):
