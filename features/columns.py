@@ -33,7 +33,10 @@ import pandas as pd
 
 from fraudstream.errors import DataError
 
-__all__ = ["CANONICAL", "HANDBOOK", "PRESETS", "ColumnMapping", "read_frame", "sort_events"]
+__all__ = [
+    "CANONICAL", "HANDBOOK", "PRESETS", "ColumnMapping", "read_frame", "read_raw", "sort_events",
+    "to_canonical",
+]
 
 CANONICAL = (
     "transaction_id", "timestamp", "card_id", "terminal_id", "amount", "currency", "is_fraud",
@@ -99,6 +102,11 @@ PRESETS: dict[str, ColumnMapping] = {"handbook": HANDBOOK}
 
 def read_frame(path: str | Path, mapping: ColumnMapping, nrows: int | None = None) -> pd.DataFrame:
     """The file at ``path`` (CSV or Parquet, gzip allowed) with canonical columns, in event order."""
+    return to_canonical(read_raw(path, nrows), mapping, origin=str(path))
+
+
+def read_raw(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
+    """The file at ``path`` (CSV or Parquet, gzip allowed) as it is, its own column names."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
@@ -113,8 +121,8 @@ def read_frame(path: str | Path, mapping: ColumnMapping, nrows: int | None = Non
         else:
             raise DataError(f"{path.name}: not CSV or Parquet (by its name)")
     except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    return to_canonical(raw, mapping, origin=str(path))
+        raise DataError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+    return raw
 
 
 def to_canonical(raw: pd.DataFrame, mapping: ColumnMapping, origin: str = "data") -> pd.DataFrame:
@@ -135,15 +143,32 @@ def to_canonical(raw: pd.DataFrame, mapping: ColumnMapping, origin: str = "data"
         except (ValueError, TypeError) as exc:
             raise DataError(f"{origin}: time column {mapping.columns['timestamp']!r}: {exc}") from exc
     out["timestamp"] = out["timestamp"].astype("datetime64[ns, UTC]")
+    if out["timestamp"].isna().any():
+        n = int(out["timestamp"].isna().sum())
+        raise DataError(f"{origin}: {n} row(s) have no time in {mapping.columns['timestamp']!r}; "
+                        "clean the file first (fraudstream clean)")
     if "transaction_id" not in out:
         out["transaction_id"] = raw.index.astype(str)
     for col in ("transaction_id", "card_id", "terminal_id"):
         if col in out:
             out[col] = _as_id(out[col])
-    if "amount" in out:
-        out["amount"] = pd.to_numeric(out["amount"], errors="raise").astype(float)
+    for col in ("amount", "is_fraud"):
+        if col not in out:
+            continue
+        try:
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"{origin}: column {mapping.columns[col]!r} ({col}) is not numeric "
+                f"({' '.join(str(exc).split())}); clean the file first (fraudstream clean)"
+            ) from exc
     if "is_fraud" in out:
-        out["is_fraud"] = pd.to_numeric(out["is_fraud"], errors="raise").astype(int)
+        bad = out.loc[~out["is_fraud"].isin((0.0, 1.0)), "is_fraud"]
+        if len(bad):
+            raise DataError(f"{origin}: label column {mapping.columns['is_fraud']!r} must be 0/1; "
+                            f"{len(bad)} row(s) are not, e.g. {bad.unique()[:3].tolist()}; clean "
+                            "the file first (fraudstream clean)")
+        out["is_fraud"] = out["is_fraud"].astype(int)
     used = set(mapping.columns.values()) | set(mapping.drop)
     for col in raw.columns:
         if col not in used and col not in out and pd.api.types.is_numeric_dtype(raw[col]):
@@ -166,7 +191,7 @@ def sort_events(df: pd.DataFrame) -> pd.DataFrame:
     ids = df["transaction_id"]
     numeric = pd.to_numeric(ids, errors="coerce")
     key = numeric if numeric.notna().all() else ids
-    order = pd.DataFrame({"t": df["timestamp"].to_numpy(), "k": key.to_numpy()}).sort_values(
+    order = pd.DataFrame({"t": df["timestamp"].to_numpy(dtype="datetime64[ns]"), "k": key.to_numpy()}).sort_values(
         ["t", "k"], kind="stable"
     ).index
     return df.iloc[order].reset_index(drop=True)

@@ -17,7 +17,10 @@ from pydantic import ValidationError
 
 from fraudstream.errors import FraudstreamError
 
-COMMAND_MODULES = ("stream.commands", "features.commands", "models.commands", "api.commands")
+COMMAND_MODULES = (
+    "stream.commands", "features.commands", "features.lifecycle_commands", "models.commands",
+    "api.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

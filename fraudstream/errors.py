@@ -8,11 +8,13 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "Cancelled",
     "ConfigError",
     "DataError",
     "FeatureDefinitionError",
     "FraudstreamError",
     "NotFoundError",
+    "RegistryConflictError",
     "ServiceError",
 ]
 
@@ -65,3 +67,19 @@ class ArtifactError(FraudstreamError):
     """A model artifact is unsigned, tampered with or unreadable."""
 
     exit_code = 6
+
+
+class Cancelled(FraudstreamError):
+    """A long-running job (cleaning, EDA, training ...) stopped because its cancel check said so."""
+
+    exit_code = 7
+
+    def __init__(self, what: str = "job") -> None:
+        super().__init__(f"{what} cancelled")
+        self.what = what
+
+
+class RegistryConflictError(FraudstreamError):
+    """The registry changed under a writer (e.g. the champion was promoted or rolled back meanwhile)."""
+
+    exit_code = 8

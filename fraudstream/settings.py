@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     env: Literal["local", "test", "production"] = "local"
     home: Path = Field(default=Path(".fraudstream"), description="state: services, registry, jobs")
     cache_dir: Path = Field(default=Path(".cache"), description="downloads: Kafka jars")
+    datasets_dir: Path | None = Field(default=None, description="unset: <home>/datasets")
 
     # -- services ----------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -110,17 +111,127 @@ class Settings(BaseSettings):
     hmac_key: str = DEFAULT_SECRET
     snapshot_every_labels: int = Field(default=500, ge=1)
     snapshot_every_s: float = Field(default=10.0, gt=0)
+    registry_keep_snapshots: int = Field(
+        default=20, ge=1, description="automatic online snapshots kept, besides every promoted one"
+    )
+
+    # -- online learning: rolling metrics, drift, promotion ----------------------------------
+    metrics_window: int = Field(
+        default=5000, ge=10, description="labels in each model's rolling prequential metrics"
+    )
+    metrics_days: int = Field(default=7, ge=1, description="event-time days of card precision@k kept")
+    card_precision_k: int = Field(default=100, ge=1)
+    promotion_metric: Literal["average_precision", "roc_auc"] = "average_precision"
+    promotion_window: int = Field(
+        default=5000, ge=10, description="N: a challenger is judged against the champion on the latest N labels"
+    )
+    promotion_margin: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="the challenger's metric must exceed the champion's by this"
+    )
+    promotion_min_positives: int = Field(
+        default=30, ge=1, description="frauds needed among the latest N labels before any promotion"
+    )
+    promotion_check_every: int = Field(default=100, ge=1, description="labels between promotion checks")
+    promote_configured_challengers: bool = Field(
+        default=True, description="configured challengers may be promoted too (by the same rule)"
+    )
+    challenger_max_labels: int = Field(
+        default=50_000, ge=1, description="a drift challenger still not promoted after this many labels is dropped"
+    )
+    drift_detection: bool = Field(
+        default=True, description="ADWIN on the champion's prequential error starts challengers "
+        "(off: the champion only learns online, nothing replaces it but an operator)"
+    )
+    drift_classes: list[Literal["fraud", "genuine"]] = Field(
+        default_factory=lambda: ["fraud"],
+        description="classes whose prequential error is watched for concept drift (genuine "
+        "labels arrive in the daily rhythm of maturity: their error has a daily cycle)",
+    )
+    drift_delta: float = Field(default=0.002, gt=0.0, lt=1.0, description="ADWIN delta of the concept drift alarm")
+    drift_warning_delta: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="ADWIN delta of the (more sensitive) warning detector"
+    )
+    drift_min_change: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="smallest rise of a class's mean prequential error that counts as concept drift",
+    )
+    drift_warmup: int = Field(
+        default=1000, ge=0, description="labels a champion learns before its error is watched for drift"
+    )
+    drift_cooldown: int = Field(
+        default=1000, ge=0, description="updates after an alarm during which that detector stays silent"
+    )
+    warning_max_labels: int = Field(
+        default=5000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"
+    )
+    data_drift_delta: float = Field(
+        default=1e-5, gt=0.0, lt=1.0, description="ADWIN delta on the score and key feature means (no labels)"
+    )
+    data_drift_cooldown: int = Field(
+        default=50_000, ge=0, description="scored transactions after a data drift alarm with no new one"
+    )
+    drift_features: list[str] = Field(
+        default_factory=lambda: ["amount", "TX_AMOUNT"],
+        description="features whose mean is watched for data drift (absent ones are skipped)",
+    )
 
     # -- success criteria (problem definition) -----------------------------------------------
     max_fpr: float = Field(default=0.001, ge=0.0, le=1.0)
     max_p99_latency_ms: float = Field(default=200.0, gt=0)
     min_recall: float = Field(default=0.3, ge=0.0, le=1.0)
     min_average_precision: float = Field(default=0.3, ge=0.0, le=1.0)
+    min_roc_auc: float | None = Field(default=None, ge=0.0, le=1.0, description="unset: no target")
+    min_card_precision_at_100: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="unset: no target; needs a card column"
+    )
+    objective_metric: Literal[
+        "average_precision", "roc_auc", "card_precision_at_100", "recall"
+    ] = Field(default="average_precision", description="what model selection and tuning maximise")
 
     # -- API ---------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_key: str = DEFAULT_SECRET
+
+    # -- monitoring: status, metrics, dashboard, alerts --------------------------------------
+    lag_cache_s: float = Field(
+        default=5.0, gt=0, description="consumer lag is read from Kafka at most this often"
+    )
+    worker_down_keep_s: float = Field(
+        default=600.0, gt=0, description="a worker whose heartbeat stopped is reported down this long"
+    )
+    model_events_keep: int = Field(default=1000, ge=10, description="model events kept in Redis")
+    status_series_s: int = Field(
+        default=900, ge=10, description="seconds of status samples the API keeps for the dashboard"
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="alerts are POSTed here as JSON (and always logged)"
+    )
+    alert_interval_s: float = Field(default=5.0, gt=0, description="how often the API checks alerts")
+    alert_for_s: float = Field(
+        default=10.0, ge=0, description="a condition must hold this long before it alerts"
+    )
+    alert_cooldown_s: float = Field(
+        default=300.0, ge=0, description="an alert still firing is sent again after this long"
+    )
+    criteria_min_labels: int = Field(
+        default=500, ge=1,
+        description="labels in the champion's rolling window before FPR, recall and AP are judged",
+    )
+    alert_min_latency_events: int = Field(
+        default=50, ge=1, description="scored events in the window before the latency alert"
+    )
+    alert_dead_letters_per_min: int = Field(
+        default=20, ge=1, description="dead letters in the last minute that make a spike"
+    )
+    alert_lag_min: int = Field(
+        default=1000, ge=0, description="consumer lag below this never alerts"
+    )
+    alert_lag_growth_s: float = Field(
+        default=30.0, gt=0, description="lag rising all through this long (and above the minimum) alerts"
+    )
 
     # -- simulator defaults for `run` --------------------------------------------------------
     run_rate: float = Field(default=200.0, gt=0)
@@ -141,6 +252,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.drift_warning_delta < self.drift_delta:
+            raise ValueError(
+                f"drift_warning_delta ({self.drift_warning_delta}) must be at least drift_delta "
+                f"({self.drift_delta}): the warning detector is the more sensitive one"
+            )
         if self.review_threshold > self.decline_threshold:
             raise ValueError(
                 f"review_threshold ({self.review_threshold}) must not exceed "
@@ -164,6 +280,11 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.registry_dir or self.home / "registry"
+
+    @property
+    def datasets_path(self) -> Path:
+        """Where registered data sets are described (one JSON file each)."""
+        return self.datasets_dir or self.home / "datasets"
 
     @property
     def allowed_lateness_s(self) -> float:

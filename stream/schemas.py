@@ -17,6 +17,10 @@ milliseconds), and always stored as timezone-aware UTC.
 ('1', 'EUR', '2024-05-01T08:00:00+00:00', 'ecom', {'risk_score': 0.4})
 >>> parse_timestamp(1714550400000).isoformat()
 '2024-05-01T08:00:00+00:00'
+
+The small normalisers below (text, categories with an alias table, currency codes, currency
+conversion, timestamps) are pure functions that the offline cleaning (``features.cleaning``) uses
+too, so a value is judged the same way in a file as on the wire.
 """
 
 from __future__ import annotations
@@ -38,13 +42,21 @@ from pydantic import (
 )
 
 __all__ = [
+    "CHANNEL_ALIASES",
     "COUNTRIES",
     "CURRENCIES",
+    "EPOCH_MS_THRESHOLD",
     "DeadLetter",
     "Label",
     "Reason",
     "ScoredEvent",
     "Transaction",
+    "alias_index",
+    "category_key",
+    "currency_rate",
+    "normalize_category",
+    "normalize_currency",
+    "normalize_text",
     "parse_timestamp",
 ]
 
@@ -72,11 +84,114 @@ SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ
 TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""".split()
 )
 
+#: Epoch numbers with an absolute value at or above this are milliseconds (1e11 s is the year 5138,
+#: 1e11 ms is 1973).
+EPOCH_MS_THRESHOLD = 1e11
+
+#: Accepted spellings of the channel (keys as :func:`category_key` makes them).
+CHANNEL_ALIASES = {"pos": "pos", "ecom": "ecom", "e-commerce": "ecom", "online": "ecom", "atm": "atm"}
+
 _MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 _NUMERIC = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _ID = re.compile(r"^[^\x00-\x1f]{1,128}$")
-_CHANNELS = {"pos": "pos", "ecom": "ecom", "e-commerce": "ecom", "online": "ecom", "atm": "atm"}
+_CASES = ("keep", "lower", "upper", "title")
+
+
+def normalize_text(value: Any) -> str | None:
+    """Text with surrounding spaces removed and inner runs of white space collapsed; None if empty.
+
+    >>> normalize_text("  New   York "), normalize_text("   "), normalize_text(None)
+    ('New York', None, None)
+    """
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def category_key(value: str) -> str:
+    """The key under which a category is looked up in an alias table: case folded, dots removed,
+    white space collapsed.
+
+    >>> category_key("N.Y."), category_key("  New  YORK "), category_key("St. Louis")
+    ('ny', 'new york', 'st louis')
+    """
+    return " ".join(value.replace(".", "").casefold().split())
+
+
+def alias_index(aliases: dict[str, str]) -> dict[str, str]:
+    """An alias table (spelling -> canonical value) keyed by :func:`category_key`; each canonical
+    value is an alias of itself.
+
+    >>> alias_index({"NY": "New York", "N.Y.": "New York"})
+    {'ny': 'New York', 'new york': 'New York'}
+    """
+    index: dict[str, str] = {}
+    for spelling, canonical in aliases.items():
+        index[category_key(spelling)] = canonical
+        index.setdefault(category_key(canonical), canonical)
+    return index
+
+
+def normalize_category(
+    value: Any, index: dict[str, str] | None = None, case: str = "keep"
+) -> str | None:
+    """A category value made consistent: white space collapsed, then the alias table ``index``
+    (from :func:`alias_index`) consulted, else the ``case`` applied (keep, lower, upper, title).
+
+    >>> idx = alias_index({"ny": "New York", "n.y.": "New York"})
+    >>> [normalize_category(v, idx, "title") for v in ["New York", "new  york", "NY", "N.Y.", "paris"]]
+    ['New York', 'New York', 'New York', 'New York', 'Paris']
+    >>> normalize_category("  ", idx) is None
+    True
+    """
+    text = normalize_text(value)
+    if text is None:
+        return None
+    if index:
+        hit = index.get(category_key(text))
+        if hit is not None:
+            return hit
+    if case == "keep":
+        return text
+    if case not in _CASES:
+        raise ValueError(f"case must be one of {', '.join(_CASES)}, not {case!r}")
+    return getattr(text, case)()  # type: ignore[no-any-return]
+
+
+def normalize_currency(value: Any) -> str:
+    """An ISO 4217 code from text such as ``" usd "``; ValueError when it is not one.
+
+    >>> normalize_currency(" usd ")
+    'USD'
+    >>> normalize_currency("XYZ")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown currency 'XYZ' (not an ISO 4217 code)
+    """
+    if not isinstance(value, str):
+        raise ValueError("currency must be an ISO 4217 code such as EUR")
+    code = value.strip().upper()
+    if code not in CURRENCIES:
+        raise ValueError(f"unknown currency {value!r} (not an ISO 4217 code)")
+    return code
+
+
+def currency_rate(code: str, rates: dict[str, float]) -> float:
+    """Units of the base currency per unit of ``code``, from the configured rate table.
+
+    >>> currency_rate("USD", {"EUR": 1.0, "USD": 0.92})
+    0.92
+    >>> currency_rate("SEK", {"EUR": 1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: no exchange rate for SEK (known: EUR)
+    """
+    rate = rates.get(code)
+    if rate is None:
+        raise ValueError(f"no exchange rate for {code} (known: {', '.join(sorted(rates))})")
+    return float(rate)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -125,7 +240,7 @@ def parse_timestamp(value: Any) -> datetime:
 def _from_epoch(x: float) -> datetime:
     if not math.isfinite(x):
         raise ValueError("timestamp is not a finite number")
-    if abs(x) >= 1e11:  # 1e11 s is the year 5138; 1e11 ms is 1973
+    if abs(x) >= EPOCH_MS_THRESHOLD:
         x /= 1000.0
     if x < 0:
         raise ValueError("timestamp is before 1970")
@@ -155,12 +270,15 @@ def _opt_text(value: Any, name: str, max_len: int = 64) -> str | None:
         return None
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValueError("must be text")
-    text = " ".join(str(value).split())
-    if not text:
+    text = normalize_text(value)
+    if text is None:
         return None
     if len(text) > max_len:
         raise ValueError(f"is longer than {max_len} characters")
     return text
+
+
+_CHANNEL_INDEX = alias_index(CHANNEL_ALIASES)
 
 
 class Transaction(BaseModel):
@@ -207,12 +325,7 @@ class Transaction(BaseModel):
         if v is None or v == "":
             default = (info.context or {}).get("default_currency", "EUR")
             return str(default)
-        if not isinstance(v, str):
-            raise ValueError("currency must be an ISO 4217 code such as EUR")
-        code = v.strip().upper()
-        if code not in CURRENCIES:
-            raise ValueError(f"unknown currency {v!r} (not an ISO 4217 code)")
-        return code
+        return normalize_currency(v)
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -224,9 +337,10 @@ class Transaction(BaseModel):
     def _channel(cls, v: Any) -> str | None:
         if v is None or v == "":
             return None
-        if not isinstance(v, str) or v.strip().lower() not in _CHANNELS:
+        channel = normalize_category(v, _CHANNEL_INDEX) if isinstance(v, str) else None
+        if channel not in ("pos", "ecom", "atm"):
             raise ValueError(f"channel must be pos, ecom or atm, not {v!r}")
-        return _CHANNELS[v.strip().lower()]
+        return channel
 
     @field_validator("country", mode="before")
     @classmethod

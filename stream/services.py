@@ -340,7 +340,7 @@ class Services:
         ]
         cluster_id = _kafka_cluster_id()
         fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+            [*java, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
              "-c", str(props)],
             capture_output=True, text=True, check=False,
         )
@@ -500,6 +500,9 @@ def _stop(pid: int, marker: str, timeout: float = 20.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        child = _CHILDREN.get(pid)
+        if child is not None:
+            child.wait(timeout=10)
     _reap(pid)
     return True
 

@@ -1,0 +1,571 @@
+"""The online learner: one process learns, many score (see ARCHITECTURE.md). Transport-free.
+
+The worker joins each label with the feature snapshot stored at scoring time and calls
+:meth:`OnlineLearner.learn`; it passes every scored transaction to :meth:`OnlineLearner.observe`
+(unsupervised learning, data drift), calls :meth:`OnlineLearner.tick` every second or so (saves
+snapshots scorers hot-swap to, notices an operator's promotion or rollback), and publishes every
+returned :class:`~models.events.ModelEvent` to ``model-events``.
+
+For each label, prequentially: every model (the champion, the challengers, a background model)
+predicts BEFORE it learns; the prediction updates its rolling metrics
+(:class:`~models.metrics.RollingMetrics`); then it learns. Unless ``drift_detection`` is off, once the champion has learned
+``drift_warmup`` labels (a model's error while it first learns is no concept drift), its
+per-class error (the classes of ``drift_classes``: the frauds by default, see
+:mod:`models.drift`) feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
+
+- a WARNING starts a background model (the champion's name and parameters, fresh but with the
+  champion's input statistics: :meth:`~models.zoo.Model.restart`) that learns
+  from then on, in shadow like a challenger (it may be promoted by the same rule below: an
+  online champion partly adapts to a change, so its error may fall back before ADWIN at the
+  drift level is sure); it is dropped after ``warning_max_labels`` labels without drift;
+- a DRIFT makes that background model a challenger (when it started at most
+  ``warning_max_labels`` labels ago), or else starts a fresh challenger at the drift point;
+- every ``promotion_check_every`` labels, a challenger with at least ``promotion_window`` (N)
+  labels of its own is promoted when its ``promotion_metric`` on the latest N labels beats the
+  champion's on the same N labels by ``promotion_margin``, with at least
+  ``promotion_min_positives`` frauds among them. Nothing else ever replaces the champion. A drift
+  challenger not promoted after ``challenger_max_labels`` labels is dropped.
+
+Snapshots: every ``snapshot_every_labels`` labels, or ``snapshot_every_s`` seconds when anything
+was learned, the champion's learned state is saved to the registry (``kind="online"``, parent =
+the previous champion version) and the champion pointer advanced to it; challengers that learned
+are saved too and listed as the registry's challengers. If an operator promoted or rolled back
+meanwhile, the learner adopts the registry's champion instead (and says so with an event).
+
+Duplicate labels (the same transaction id again, at-least-once delivery) are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from fraudstream.errors import ArtifactError, NotFoundError, RegistryConflictError
+from fraudstream.settings import Settings
+from models.drift import Alarm, ConceptDriftMonitor, DataDriftMonitor
+from models.events import ModelEvent
+from models.metrics import RollingMetrics
+from models.registry import ModelRegistry, ModelVersion
+from models.zoo import Model, build_model
+
+__all__ = ["LearnerConfig", "OnlineLearner", "Slot"]
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The learner's knobs; :meth:`from_settings` reads them from :class:`Settings`."""
+
+    model: str = "logreg"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    challengers: tuple[str, ...] = ()
+    threshold: float = 0.5
+    metrics_window: int = 5000
+    metrics_days: int = 7
+    card_precision_k: int = 100
+    promotion_metric: str = "average_precision"
+    promotion_window: int = 5000
+    promotion_margin: float = 0.02
+    promotion_min_positives: int = 30
+    promotion_check_every: int = 100
+    promote_configured_challengers: bool = True
+    challenger_max_labels: int = 50_000
+    max_drift_challengers: int = 2
+    drift_detection: bool = True
+    drift_classes: tuple[str, ...] = ("fraud",)
+    drift_delta: float = 0.002
+    drift_warning_delta: float | None = 0.05
+    drift_cooldown: int = 1000
+    drift_min_change: float = 0.02
+    drift_warmup: int = 1000
+    warning_max_labels: int = 5000
+    data_drift_delta: float = 1e-5
+    data_drift_cooldown: int = 50_000
+    drift_features: tuple[str, ...] = ("amount", "TX_AMOUNT")
+    snapshot_every_labels: int = 500
+    snapshot_every_s: float = 10.0
+    dedup_size: int = 200_000
+
+    @classmethod
+    def from_settings(cls, s: Settings, **overrides: Any) -> LearnerConfig:
+        values: dict[str, Any] = {
+            "model": s.model,
+            "model_params": dict(s.model_params),
+            "challengers": tuple(s.challengers),
+            "threshold": s.review_threshold,
+            "metrics_window": s.metrics_window,
+            "metrics_days": s.metrics_days,
+            "card_precision_k": s.card_precision_k,
+            "promotion_metric": s.promotion_metric,
+            "promotion_window": s.promotion_window,
+            "promotion_margin": s.promotion_margin,
+            "promotion_min_positives": s.promotion_min_positives,
+            "promotion_check_every": s.promotion_check_every,
+            "promote_configured_challengers": s.promote_configured_challengers,
+            "challenger_max_labels": s.challenger_max_labels,
+            "drift_detection": s.drift_detection,
+            "drift_classes": tuple(s.drift_classes),
+            "drift_delta": s.drift_delta,
+            "drift_warning_delta": s.drift_warning_delta,
+            "drift_cooldown": s.drift_cooldown,
+            "drift_min_change": s.drift_min_change,
+            "drift_warmup": s.drift_warmup,
+            "warning_max_labels": s.warning_max_labels,
+            "data_drift_delta": s.data_drift_delta,
+            "data_drift_cooldown": s.data_drift_cooldown,
+            "drift_features": tuple(s.drift_features),
+            "snapshot_every_labels": s.snapshot_every_labels,
+            "snapshot_every_s": s.snapshot_every_s,
+        }
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown learner options: {', '.join(sorted(unknown))}")
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class Slot:
+    """One model the learner runs: the champion, a challenger, or the background model."""
+
+    label: str  # "champion", a configured challenger's name, "drift-2", "background"
+    model: Model
+    metrics: RollingMetrics
+    origin: str  # "config" | "registry" | "drift" | "warning"
+    started_at_label: int
+    labels: int = 0
+    version: str | None = None  # its latest registry version
+    saved_at_labels: int = -1
+    first_event_time: float | None = None
+    last_event_time: float | None = None
+    drift: dict[str, Any] = field(default_factory=dict)  # the alarm that started it
+
+    def time_range(self) -> tuple[float, float] | None:
+        if self.first_event_time is None or self.last_event_time is None:
+            return None
+        return (self.first_event_time, self.last_event_time)
+
+
+class OnlineLearner:
+    """The single learner's logic (see the module doc). Not thread-safe: one caller at a time."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        config: LearnerConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.config = config or LearnerConfig()
+        self.clock = clock
+        c = self.config
+        self._window = max(c.metrics_window, c.promotion_window)
+        self.labels = 0
+        self.observed = 0
+        self.duplicates = 0
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._pending: list[ModelEvent] = []
+        self._drift_seq = 0
+        self.challengers: list[Slot] = []
+        self.background: Slot | None = None
+        self.concept = ConceptDriftMonitor(
+            delta=c.drift_delta,
+            warning_delta=c.drift_warning_delta,
+            cooldown=c.drift_cooldown,
+            min_change=c.drift_min_change,
+            classes=c.drift_classes,
+        )
+        self.data = DataDriftMonitor(
+            c.drift_features, delta=c.data_drift_delta, cooldown=c.data_drift_cooldown
+        )
+        self.champion = self._start_champion()
+        self._start_challengers()
+        self._last_snapshot_at = self.clock()
+        self._labels_at_snapshot = self.labels
+        self._observed_at_snapshot = self.observed
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, registry: ModelRegistry | None = None, **overrides: Any
+    ) -> OnlineLearner:
+        """The learner of a worker: registry at ``settings.registry_path``, config from settings."""
+        if registry is None:
+            registry = ModelRegistry(
+                settings.registry_path,
+                settings.hmac_key,
+                keep_online=settings.registry_keep_snapshots,
+            )
+        return cls(registry, LearnerConfig.from_settings(settings, **overrides))
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _slot(self, label: str, model: Model, origin: str, **kw: Any) -> Slot:
+        c = self.config
+        return Slot(
+            label=label,
+            model=model,
+            metrics=RollingMetrics(
+                window=self._window, threshold=c.threshold, k=c.card_precision_k, days=c.metrics_days
+            ),
+            origin=origin,
+            started_at_label=self.labels,
+            **kw,
+        )
+
+    def _start_champion(self) -> Slot:
+        """The registry's champion (continue learning it), or a new one saved as v1-style."""
+        version = self.registry.champion_version()
+        if version is not None:
+            model, meta = self.registry.load(version)
+            return self._slot("champion", model, "registry", version=meta.version,
+                              saved_at_labels=0)
+        model = build_model(self.config.model, self.config.model_params)
+        meta = self.registry.save(
+            model, name=model.name, params=model.params, kind="online",
+            threshold=self.config.threshold, note="initial champion (unfitted)",
+        )
+        self.registry.promote(meta.version, reason="initial champion")
+        return self._slot("champion", model, "config", version=meta.version, saved_at_labels=0)
+
+    def _start_challengers(self) -> None:
+        names = list(self.config.challengers)
+        for meta in self.registry.challengers():
+            try:
+                model, _ = self.registry.load(meta.version)
+            except (ArtifactError, NotFoundError):
+                continue
+            label = meta.note.removeprefix("challenger ").strip() or meta.name
+            if label in names:
+                names.remove(label)
+            self.challengers.append(
+                self._slot(label, model, "registry", version=meta.version, saved_at_labels=0)
+            )
+        for name in names:
+            self.challengers.append(self._slot(name, build_model(name), "config"))
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def champion_version(self) -> str | None:
+        return self.champion.version
+
+    def slots(self) -> list[Slot]:
+        """Every model learning now: champion first, then challengers, then the background one."""
+        out = [self.champion, *self.challengers]
+        if self.background is not None:
+            out.append(self.background)
+        return out
+
+    # -- labels -------------------------------------------------------------------------------
+    def learn(
+        self,
+        features: Mapping[str, Any],
+        is_fraud: bool,
+        *,
+        transaction_id: str,
+        card_id: str,
+        event_time: float,
+    ) -> list[ModelEvent]:
+        """Learn one label (prequential: each model predicts before it learns); events raised."""
+        events = self._drain()
+        tid = str(transaction_id)
+        if tid in self._seen:
+            self.duplicates += 1
+            return events
+        self._seen[tid] = None
+        if len(self._seen) > self.config.dedup_size:
+            self._seen.popitem(last=False)
+        y = bool(is_fraud)
+        self.labels += 1
+        p_champion = 0.0
+        for slot in self.slots():
+            p = slot.model.predict_proba_one(features)
+            slot.metrics.update(y, p, card_id=card_id, event_time=event_time)
+            slot.model.learn_one(features, y)
+            slot.labels += 1
+            if slot.first_event_time is None:
+                slot.first_event_time = event_time
+            slot.last_event_time = event_time
+            if slot is self.champion:
+                p_champion = p
+        if self.config.drift_detection and self.champion.model.labels_learned > self.config.drift_warmup:
+            for alarm in self.concept.update(y, p_champion):
+                events.append(self._on_alarm(alarm, event_time))
+        self._expire(event_time)
+        if self.labels % self.config.promotion_check_every == 0:
+            events.extend(self._check_promotion(event_time))
+        return events
+
+    def _on_alarm(self, alarm: Alarm, event_time: float) -> ModelEvent:
+        champ = self.champion
+        evidence = {"type": "concept", **alarm.as_evidence(), "labels": self.labels}
+        if alarm.level == "warning":
+            started = self.background is None
+            if started:
+                self.background = self._slot("background", champ.model.restart(), "warning",
+                                             drift=evidence)
+            evidence["background_started"] = started
+            return self._event("warning", champ, evidence, event_time)
+        bg = self.background
+        self.background = None
+        self._drift_seq += 1
+        label = f"drift-{self._drift_seq}"
+        if bg is not None and bg.labels <= self.config.warning_max_labels:
+            slot = bg
+            slot.label, slot.origin = label, "warning"
+            evidence["challenger_from"] = f"background model started at a warning {bg.labels} labels ago"
+        else:
+            slot = self._slot(label, champ.model.restart(), "drift")
+            evidence["challenger_from"] = "fresh model started at the drift point"
+        slot.drift = evidence
+        evidence["challenger"] = label
+        drift_slots = [s for s in self.challengers if s.origin in ("drift", "warning")]
+        while len(drift_slots) >= self.config.max_drift_challengers:
+            oldest = drift_slots.pop(0)
+            self.challengers.remove(oldest)
+            evidence.setdefault("dropped", []).append(oldest.label)
+        self.challengers.append(slot)
+        return self._event("drift", champ, evidence, event_time)
+
+    def _expire(self, event_time: float) -> None:
+        c = self.config
+        if self.background is not None and self.background.labels > c.warning_max_labels:
+            self.background = None  # the warning was not followed by a drift
+        self.challengers = [
+            s for s in self.challengers
+            if s.origin not in ("drift", "warning") or s.labels <= c.challenger_max_labels
+        ]
+
+    def _eligible(self, slot: Slot) -> bool:
+        if slot.origin in ("drift", "warning"):  # drift challengers and the background model
+            return True
+        return self.config.promote_configured_challengers
+
+    def compare(self, slot: Slot) -> dict[str, Any]:
+        """The promotion rule's evidence for one challenger against the champion, right now."""
+        c = self.config
+        n = c.promotion_window
+        champ = self.champion
+        positives = champ.metrics.positives_in(n)
+        ch = slot.metrics.metric(c.promotion_metric, n) if slot.labels >= n else float("nan")
+        cp = champ.metrics.metric(c.promotion_metric, n)
+        ready = slot.labels >= n and positives >= c.promotion_min_positives
+        wins = ready and ch == ch and (cp != cp or ch - cp >= c.promotion_margin)
+        return {
+            "metric": c.promotion_metric,
+            "window": n,
+            "margin": c.promotion_margin,
+            "positives": positives,
+            "challenger": slot.label,
+            "challenger_value": None if ch != ch else round(ch, 6),
+            "champion_value": None if cp != cp else round(cp, 6),
+            "challenger_labels": slot.labels,
+            "ready": ready,
+            "wins": bool(wins),
+        }
+
+    def _check_promotion(self, event_time: float) -> list[ModelEvent]:
+        best: tuple[float, Slot, dict[str, Any]] | None = None
+        candidates = list(self.challengers)
+        if self.background is not None:
+            candidates.append(self.background)
+        for slot in candidates:
+            if not self._eligible(slot):
+                continue
+            verdict = self.compare(slot)
+            if verdict["wins"]:
+                gain = verdict["challenger_value"] - (verdict["champion_value"] or 0.0)
+                if best is None or gain > best[0]:
+                    best = (gain, slot, verdict)
+        if best is None:
+            return []
+        return [self._promote(best[1], best[2], event_time)]
+
+    def _promote(self, slot: Slot, verdict: dict[str, Any], event_time: float) -> ModelEvent:
+        old = self.champion
+        meta = self._save(slot, parent=old.version, note=f"promoted challenger {slot.label}")
+        slot.saved_at_labels = slot.labels
+        self.registry.promote(
+            meta.version,
+            reason=(
+                f"{slot.label}: {verdict['metric']} {verdict['challenger_value']} vs champion "
+                f"{verdict['champion_value']} on the latest {verdict['window']} labels"
+            ),
+        )
+        if slot is not self.background:
+            self.challengers.remove(slot)
+        if slot.origin in ("drift", "warning"):  # the other drift challengers chased the old one
+            self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
+        self.background = None
+        slot.label, slot.version = "champion", meta.version
+        self.champion = slot
+        self.concept.reset()
+        self.data.reset_score()
+        self._publish_challengers()
+        evidence = {
+            **verdict,
+            "previous": old.version,
+            "previous_model": old.model.name,
+            "origin": slot.origin,
+            "drift": slot.drift or None,
+        }
+        return self._event("promotion", slot, evidence, event_time)
+
+    # -- scored transactions ------------------------------------------------------------------
+    def observe(self, features: Mapping[str, Any], score: float | None) -> list[ModelEvent]:
+        """One scored transaction: unsupervised models learn, data drift is watched."""
+        events = self._drain()
+        self.observed += 1
+        for slot in self.slots():
+            if slot.model.unsupervised:
+                slot.model.observe_one(features)
+        alarm = self.data.update(features, score)
+        if alarm is not None:
+            events.append(
+                self._event("drift", self.champion, {"type": "data", **alarm.as_evidence(),
+                                                     "observed": self.observed}, None)
+            )
+        return events
+
+    # -- snapshots and the registry -----------------------------------------------------------
+    def tick(self, now: float | None = None) -> list[ModelEvent]:
+        """Call periodically: adopt an operator's promotion/rollback, save due snapshots."""
+        self._pending.extend(self.sync())
+        self.maybe_snapshot(now)
+        return self._drain()
+
+    def sync(self) -> list[ModelEvent]:
+        """Adopt the registry's champion when someone else changed it; its event, if any."""
+        v = self.registry.champion_version()
+        if v is None or v == self.champion.version:
+            return []
+        old = self.champion
+        try:
+            model, meta = self.registry.load(v)
+        except (ArtifactError, NotFoundError) as exc:
+            return [self._event("warning", old, {"type": "registry", "error": str(exc),
+                                                 "champion_version": v}, None)]
+        last: dict[str, Any] = next(
+            (e for e in reversed(self.registry.history(200))
+             if e.get("version") == v and e.get("event") in ("promote", "rollback")),
+            {},
+        )
+        self.champion = self._slot("champion", model, "registry", version=meta.version,
+                                   saved_at_labels=0)
+        self.background = None
+        self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
+        self.concept.reset()
+        self.data.reset_score()
+        self._mark_snapshot(self.clock())  # nothing of the adopted champion is unsaved
+        kind = "rollback" if last.get("event") == "rollback" else "promotion"
+        return [self._event(kind, self.champion, {
+            "source": "registry", "previous": old.version, "reason": last.get("reason", ""),
+        }, None)]
+
+    def maybe_snapshot(self, now: float | None = None) -> ModelVersion | None:
+        """Save the champion's learned state when due (labels or time); the new version or None.
+
+        The champion pointer moves to it at once (scorers poll it). The snapshot event is
+        returned by the next :meth:`tick`, :meth:`learn` or :meth:`observe`.
+        """
+        now = self.clock() if now is None else now
+        c = self.config
+        new_labels = self.labels - self._labels_at_snapshot
+        new_obs = self.observed - self._observed_at_snapshot if self.champion.model.unsupervised else 0
+        due = new_labels >= c.snapshot_every_labels or (
+            (new_labels or new_obs) and now - self._last_snapshot_at >= c.snapshot_every_s
+        )
+        if not due:
+            return None
+        champ = self.champion
+        parent = champ.version
+        meta = self._save(champ, parent=parent, note="online snapshot")
+        try:
+            self.registry.advance(meta.version, expected=parent, reason="online snapshot")
+        except RegistryConflictError:
+            self._pending.extend(self.sync())  # an operator changed the champion meanwhile
+            self._mark_snapshot(now)
+            return None
+        champ.version = meta.version
+        champ.saved_at_labels = champ.labels
+        for slot in self.challengers:
+            if slot.labels != slot.saved_at_labels:
+                slot.version = self._save(slot, parent=slot.version, note=f"challenger {slot.label}").version
+                slot.saved_at_labels = slot.labels
+        self._publish_challengers()
+        self._mark_snapshot(now)
+        self._pending.append(self._event("snapshot", champ, {
+            "labels_learned": champ.model.labels_learned,
+            "labels_since_last": new_labels,
+            "observed_since_last": self.observed - self._observed_at_snapshot,
+            "metrics": meta.metrics,
+        }, champ.last_event_time))
+        return meta
+
+    def _mark_snapshot(self, now: float) -> None:
+        self._last_snapshot_at = now
+        self._labels_at_snapshot = self.labels
+        self._observed_at_snapshot = self.observed
+
+    def _save(self, slot: Slot, *, parent: str | None, note: str) -> ModelVersion:
+        meta = self.registry.save(
+            slot.model,
+            name=slot.model.name,
+            params=slot.model.params,
+            parent=parent,
+            labels_learned=slot.model.labels_learned,
+            metrics=slot.metrics.summary(),
+            time_range=slot.time_range(),
+            threshold=self.config.threshold,
+            kind="online",
+            note=note,
+        )
+        return meta
+
+    def _publish_challengers(self) -> None:
+        versions = [s.version for s in self.challengers if s.version]
+        if versions != self.registry.challenger_versions():
+            self.registry.set_challengers(versions, reason="learner")
+
+    # -- reporting ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Every model's rolling metrics and the drift counters (for the API and logs)."""
+
+        def one(s: Slot) -> dict[str, Any]:
+            return {
+                "label": s.label,
+                "model": s.model.name,
+                "version": s.version,
+                "origin": s.origin,
+                "labels": s.labels,
+                "metrics": s.metrics.summary(),
+            }
+
+        return {
+            "labels": self.labels,
+            "observed": self.observed,
+            "duplicates": self.duplicates,
+            "champion": one(self.champion),
+            "challengers": [one(s) for s in self.challengers],
+            "background": one(self.background) if self.background else None,
+            "drifts": self.concept.drifts,
+            "warnings": self.concept.warnings,
+            "data_drifts": self.data.alarms,
+        }
+
+    def _event(
+        self, kind: str, slot: Slot, evidence: dict[str, Any], event_time: float | None
+    ) -> ModelEvent:
+        return ModelEvent(
+            kind=kind,  # type: ignore[arg-type]
+            model=slot.model.name,
+            version=slot.version,
+            evidence=evidence,
+            event_time=event_time,
+        )
+
+    def _drain(self) -> list[ModelEvent]:
+        out, self._pending = self._pending, []
+        return out
