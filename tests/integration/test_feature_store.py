@@ -351,15 +351,19 @@ async def test_one_round_trip_per_batch(redis_service: dict[str, str], unique: s
         await pool.disconnect()
 
 
-async def test_recovers_from_noscript(client: Any, unique: str) -> None:
+async def test_recovers_from_a_flushed_library(client: Any, unique: str) -> None:
+    """A Redis restart (no persistence) or FUNCTION FLUSH loses the functions: reloaded once."""
     store = make_store(client, unique)
     await store.process([tx(1)])
-    await client.script_flush()
+    await client.function_flush()
     trips = await store.round_trips()
     res = await store.process([tx(2, seconds=10), tx(3, seconds=20)])
     assert [r.status for r in res] == ["new", "new"]
     assert res[1].features["card_tx_count_10m"] == 3.0
-    assert await store.round_trips() - trips == 3  # NOSCRIPT, SCRIPT LOAD, re-send
+    assert await store.round_trips() - trips == 3  # function not found, FUNCTION LOAD, re-send
+    labels = [Label(transaction_id="1", is_fraud=False, reported_at=T0 + timedelta(days=1))]
+    await client.function_flush()
+    assert [r.status for r in await store.apply_labels(labels)] == ["new"]
 
 
 # -- inputs ---------------------------------------------------------------------------------
