@@ -220,22 +220,16 @@ local function bucket_group(g, H, raw, rpos, B, keep, out, pieces, cents)
     H[g.nh], new = put_record(g, H, raw, rpos, n, B, pieces, t1, t2, t3, t4)
     return new
   end
-  local new = false
   if B == A then  -- the anchor's bucket: only the current record and the sums change
-    if cents then
-      if nv > n then g.setcur(H, g.merge(t1, t2, t3, t4, g.cur(H))) else g.setcur(H, t1, t2, t3, t4) end
-      for k = 1, g.nw do
-        if g.s[k] == 0 then
-          local li = g.li[k]
-          g.add(H, li + 1, t1, t2, t3, t4)
-          H[li + 1] = n + 1
-        end
-      end
-      new = (nv == n)  -- the group's first bucket
-    end
     pieces[#pieces + 1] = sub(raw, rpos, rpos + g.rsize * n - 1)
-    for k = 1, g.nw do g.emit(out, g.col + (k - 1) * g.ns, H, g.li[k] + 1) end
-    return new
+    if cents then return g.same(H, cents, out) end
+    g.show(H, out)
+    return false
+  end
+  if cents and A < keep then
+    -- every record (all at or before A) is below keep: the group starts again at bucket B
+    g.reset(H, B, cents, out)
+    return true
   end
   -- B > A: move every window from A to B; records enter (delayed windows) and leave, once each
   local minlo = nv + 1
@@ -281,47 +275,50 @@ local function bucket_group(g, H, raw, rpos, B, keep, out, pieces, cents)
   end
   H[g.o + 1], H[g.nh] = B, closed
   if cents then  -- the transaction opens bucket B
-    g.setcur(H, t1, t2, t3, t4)
-    for k = 1, g.nw do
-      if g.s[k] == 0 then
-        local li = g.li[k]
-        g.add(H, li + 1, t1, t2, t3, t4)
-        H[li + 1] = closed + 1
-      end
-    end
-    new = true
+    H[g.o + 2] = 0
+    g.same(H, cents, out)
+    return true
   end
-  for k = 1, g.nw do g.emit(out, g.col + (k - 1) * g.ns, H, g.li[k] + 1) end
-  return new
+  g.show(H, out)
+  return false
 end
 
--- A distinct group: per value its name and its buckets, newest first. Its columns (per window:
--- the number of distinct values, whether val is new) into out, its counts in H, its segment
--- appended to pieces. Returns whether (B, val) is new.
+-- A distinct group: per value (I4 k, I4 its newest bucket, I4 length, its name, then its k - 1
+-- older buckets as I4, newest first). Its columns (per window: the number of distinct values,
+-- whether val is new) into out, its counts in H, its segment appended to pieces. Returns whether
+-- (B, val) is new. Names are not read: val is found with one plain search of the segment.
 local function distinct_group(g, H, raw, pos, B, keep, val, inorder, out, pieces)
   local nv, len = H[g.o + 1], H[g.o + 2]
-  local v = {}  -- per value x: v[4x - 3] k, v[4x - 2] name, v[4x - 1] newest bucket, v[4x] start
+  local stop = pos + len
+  local enc = spack('<I4', #val) .. val
+  local q = (val ~= '') and string.find(raw, enc, pos, true) or nil
+  local v = {}  -- per value x: v[3x - 2] k, v[3x - 1] newest bucket, v[3x] start
   local vi, stale = nil, false
   local p = pos
   for x = 1, nv do
-    local k, name, b = sunpack('<I4I4c0I4', raw, p)
-    v[4 * x - 3], v[4 * x - 2], v[4 * x - 1], v[4 * x] = k, name, b, p
-    p = p + 8 + #name + 4 * k
-    if name == val then vi = x end
+    local k, b, n = sunpack('<I4I4I4', raw, p)
+    v[3 * x - 2], v[3 * x - 1], v[3 * x] = k, b, p
+    while q and q < p + 8 do q = string.find(raw, enc, q + 1, true) end  -- inside a bucket list
+    if q == p + 8 then vi = x end
     if b < keep then stale = true end
+    p = p + 8 + 4 + n + 4 * (k - 1)
   end
+  local e, st = g.e, g.s
   for k = 1, g.nw do
-    local low, high = max(B - g.e[k], keep), B - g.s[k]
+    local low, high = max(B - e[k], keep), B - st[k]
     local d, seen = 0, false
     for x = 1, nv do
       local found
-      if inorder and g.s[k] == 0 then
-        found = v[4 * x - 1] >= low  -- every bucket is at or before B
+      if inorder and st[k] == 0 then
+        found = v[3 * x - 1] >= low  -- every bucket is at or before B
       else  -- the exact fallback: any bucket of the value inside [low, high]
-        found = false
-        local bs = get_many('I4', raw, v[4 * x] + 8 + #v[4 * x - 2], v[4 * x - 3])
-        for j = 1, #bs do
-          if bs[j] >= low and bs[j] <= high then found = true; break end
+        local b = v[3 * x - 1]
+        found = b >= low and b <= high
+        if not found and v[3 * x - 2] > 1 then
+          local n = sunpack('<I4', raw, v[3 * x] + 8)
+          for _, ob in ipairs(get_many('I4', raw, v[3 * x] + 12 + n, v[3 * x - 2] - 1)) do
+            if ob >= low and ob <= high then found = true; break end
+          end
         end
       end
       if found then
@@ -330,37 +327,42 @@ local function distinct_group(g, H, raw, pos, B, keep, val, inorder, out, pieces
       end
     end
     local new = NAN
-    if g.s[k] == 0 and val ~= '' then
+    if st[k] == 0 and val ~= '' then
       if seen then new = 0 else new = 1; d = d + 1 end
     end
     local c = g.col + 2 * (k - 1)
     out[c], out[c + 1] = d, new
   end
   local add = (val ~= '' and B >= keep)
-  if not stale and (not add or (vi and v[4 * vi - 1] == B)) then  -- unchanged
-    pieces[#pieces + 1] = sub(raw, pos, pos + len - 1)
+  if not stale and (not add or (vi and v[3 * vi - 1] == B)) then  -- unchanged
+    pieces[#pieces + 1] = sub(raw, pos, stop - 1)
     return false
   end
   -- values whose newest bucket is below keep are dropped; val gets B
   local size, nkept, added = 0, 0, false
   local run = nil  -- start of a run of values copied unchanged
   for x = 1, nv + 1 do
-    local keepx = x <= nv and (x == vi or v[4 * x - 1] >= keep)
-    if keepx and not (x == vi and add) then
-      if not run then run = v[4 * x] end
+    local start = (x <= nv) and v[3 * x] or stop
+    local keepx = x <= nv and (x == vi or v[3 * x - 1] >= keep)
+    local rewrite = keepx and x == vi and add
+    if keepx and not rewrite then
+      if not run then run = start end
     elseif run then
-      local upto = (x <= nv) and v[4 * x] or (pos + len)
-      pieces[#pieces + 1] = sub(raw, run, upto - 1)
-      size = size + upto - run
+      pieces[#pieces + 1] = sub(raw, run, start - 1)
+      size = size + start - run
       run = nil
     end
     if keepx then nkept = nkept + 1 end
-    if x <= nv and x == vi and add then
-      local name = v[4 * x - 2]
-      local bs = get_many('I4', raw, v[4 * x] + 8 + #name, v[4 * x - 3])
+    if rewrite then
+      -- every bucket of the value, newest first, B among them; those below keep are dropped
+      local k, newest, n = sunpack('<I4I4I4', raw, start)
+      local all = {newest}
+      if k > 1 then
+        for _, ob in ipairs(get_many('I4', raw, start + 12 + n, k - 1)) do all[#all + 1] = ob end
+      end
       local kept, placed = {}, false
-      for j = 1, #bs do  -- newest first
-        local b = bs[j]
+      for j = 1, #all do
+        local b = all[j]
         if not placed and b <= B then
           if b ~= B then kept[#kept + 1] = B; added = true end
           placed = true
@@ -368,12 +370,13 @@ local function distinct_group(g, H, raw, pos, B, keep, val, inorder, out, pieces
         if b >= keep then kept[#kept + 1] = b end
       end
       if not placed then kept[#kept + 1] = B; added = true end
-      pieces[#pieces + 1] = spack('<I4I4c0' .. rep('I4', #kept), #kept, #name, name, unpack(kept))
-      size = size + 8 + #name + 4 * #kept
+      pieces[#pieces + 1] = spack('<I4I4I4', #kept, kept[1], #val) .. val
+      pieces[#pieces + 1] = spack('<' .. rep('I4', #kept - 1), unpack(kept, 2))
+      size = size + 12 + #val + 4 * (#kept - 1)
     end
   end
   if add and not vi then  -- a value the group did not hold
-    pieces[#pieces + 1] = spack('<I4I4c0I4', 1, #val, val, B)
+    pieces[#pieces + 1] = spack('<I4I4I4', 1, B, #val) .. val
     size = size + 12 + #val
     nkept = nkept + 1
     added = true
@@ -409,6 +412,19 @@ local function recent(H, ph, raw, pos, ts, tie, la, lo, latest, out, col, pieces
   else
     out[col], out[col + 1], out[col + 2] = NAN, NAN, NAN
   end
+  -- entries before latest - LATENESS, all but the latest of them, are dropped
+  local old = 0
+  while old < n and e[4 * old + 1] < latest - LATENESS do old = old + 1 end
+  if r == n + 1 then  -- in order (the common case): copy the kept entries, append the new one
+    if ts < latest - LATENESS then old = old + 1 end
+    local drop = (old > 1) and old - 1 or 0
+    local skip = 0
+    for i = 1, drop do skip = skip + 28 + #e[4 * i] end
+    pieces[#pieces + 1] = sub(raw, pos + skip)
+    pieces[#pieces + 1] = spack('<dddI4c0', ts, la, lo, #tie, tie)
+    H[ph] = n + 1 - drop
+    return
+  end
   table.insert(e, 4 * r - 3, tie)
   table.insert(e, 4 * r - 3, lo)
   table.insert(e, 4 * r - 3, la)
@@ -430,14 +446,15 @@ local function recent(H, ph, raw, pos, ts, tie, la, lo, latest, out, col, pieces
 end
 
 -- keys: snapshot, scored event, then the state of each entity E[i] ('' when the transaction
--- lacks it). args: event time (us), amount in cents, inputs JSON (stored), label targets
--- (stored), tie key, latitude, longitude ('' when missing), then the value of each distinct
--- group (g.arg).
+-- lacks it). args: event time (us), amount in cents, latitude, longitude (NaN when missing) as
+-- four doubles; inputs JSON (stored); label targets (stored); tie key; then the value of each
+-- distinct group (g.arg). Returns the raw columns (a string), or {'late', latest event time}, or
+-- {'duplicate', snapshot, scored event}.
 local function process(keys, args)
   if not spack then init() end
   local prior = redis.call('GET', keys[1])
   if prior then return {'duplicate', prior, redis.call('GET', keys[2])} end
-  local ts, cents = tonumber(args[1]), tonumber(args[2])
+  local ts, cents, la, lo = sunpack('<dddd', args[1])
   local out, writes = {}, {}
   -- 1. read every entity and compute its columns; nothing is written until all are known not late
   for i = 1, #E do
@@ -476,8 +493,7 @@ local function process(keys, args)
         if new and (span == nil or g.span > span) then span = g.span end
       end
       if ent.prev then
-        recent(H, ent.ph, raw, rpos, ts, args[5], tonumber(args[6]) or NAN,
-               tonumber(args[7]) or NAN, latest, out, ent.prevcol, pieces)
+        recent(H, ent.ph, raw, rpos, ts, args[4], la, lo, latest, out, ent.prevcol, pieces)
         if span == nil or PREV_SPAN > span then span = PREV_SPAN end
       end
       local value, refresh = finish(ent, H, old_e, latest, span, pieces)
@@ -488,8 +504,8 @@ local function process(keys, args)
   -- the learner joins labels with)
   for _, w in ipairs(writes) do write(w[1], w[2], w[3], w[4]) end
   local raw = spack(RAWFMT, unpack(out, 1, NCOLS))
-  redis.call('SET', keys[1], raw .. args[3] .. '\30' .. args[4], 'EX', SNAPSHOT_TTL)
-  return {'new', raw}
+  redis.call('SET', keys[1], raw .. args[2] .. '\30' .. args[3], 'EX', SNAPSHOT_TTL)
+  return raw  -- a string, not a table: cheaper to reply
 end
 
 -- keys: snapshot, scored event, label. args: label JSON, 1 = fraud / 0 = not. The snapshot's
@@ -585,8 +601,10 @@ def _stat_functions(stats: list[str], cur: int | None) -> str:
             emit.append(f"out[col + {j - 1}] = {slot}")
             merge.append(f"x{j} + y{j}")
         tx.append({"c": "1", "s": "cents", "q": "cents * cents", "m": "cents"}.get(s, "0"))
+    zero = " ".join(f"H[at + {j}] = 0" for j in range(1, ns + 1))
     lines = [
         f"add = function(H, at, {xs}) {' '.join(add)} end",
+        f"zero = function(H, at) {zero} end",
         f"sub = function(H, at, {xs}) {' '.join(subtract) or 'return'} end",
         f"emit = function(out, col, H, at) {' '.join(emit)} end",
         f"merge = function({x4}, {y4}) return {', '.join(merge)} end",
@@ -600,33 +618,105 @@ def _stat_functions(stats: list[str], cur: int | None) -> str:
     return ",\n       ".join(lines)
 
 
-def _group_table(g: Group, o: int, col: int, arg: int, lateness_us: int) -> tuple[str, int]:
-    """The Lua table of group ``g`` whose numbers start after H[o]; and how many it has."""
+def _fast_paths(stats: list[str], cur: int | None, lis: list[int], starts: list[int], nh: int,
+                col: int) -> str:
+    """Straight-line Lua (constants inlined) for a bucket group's common paths: ``show`` (emit
+    every window), and for tx groups ``same`` (a transaction in the anchor's bucket) and
+    ``reset`` (every record stale: the group starts again at bucket B)."""
+    ns = len(stats)
+    tx = {"c": "1", "s": "cents", "q": "cents * cents", "m": "cents"}
+
+    def emit(li: int, c: int) -> list[str]:
+        out = []
+        for j, st in enumerate(stats, start=1):
+            slot = f"H[{li + 1 + j}]"
+            out.append(f"out[{c + j - 1}] = " + (f"(H[{li + 2}] == 0) and NAN or {slot}"
+                                                  if st == "m" else slot))
+        return out
+
+    show = []
+    for k, li in enumerate(lis):
+        show += emit(li, col + k * ns)
+    lines = [f"show = function(H, out) {' '.join(show)} end"]
+    if cur is None:
+        return ",\n       ".join(lines)
+    xs = [f"x{j}" for j in range(1, ns + 1)]
+    head = f"local {', '.join(xs)} = {', '.join(tx[st] for st in stats)}"
+    merge, first = [], []
+    for j, st in enumerate(stats, start=1):
+        slot = f"H[{cur + j}]"
+        merge.append(f"if x{j} > {slot} then {slot} = x{j} end" if st == "m"
+                     else f"{slot} = {slot} + x{j}")
+        first.append(f"{slot} = x{j}")
+    same = [head, f"local n, new = H[{nh}], H[{cur + 1}] == 0",
+            f"if new then {' '.join(first)} else {' '.join(merge)} end"]
+    reset = [head, *first]
+    for li, d in zip(lis, starts, strict=True):
+        if d == 0:  # the transaction's bucket is in the window
+            upd = []
+            for j, st in enumerate(stats, start=1):
+                slot = f"H[{li + 1 + j}]"
+                upd.append(f"if H[{li + 2}] == 0 or x{j} > {slot} then {slot} = x{j} end"
+                           if st == "m" else f"{slot} = {slot} + x{j}")
+            # the max first: it reads the count before it changes
+            upd.sort(key=lambda x: not x.startswith("if"))
+            same += upd + [f"H[{li + 1}] = n + 1"]
+            reset += [f"H[{li}], H[{li + 1}] = 1, 1"] + [f"H[{li + 1 + j}] = x{j}" for j in
+                                                         range(1, ns + 1)]
+        else:
+            reset += [f"H[{li}], H[{li + 1}] = 1, 0"] + [f"H[{li + 1 + j}] = 0" for j in
+                                                         range(1, ns + 1)]
+    same += show + ["return new"]
+    reset += [f"H[{cur}], H[{nh}] = B, 0", *show]
+    lines += [f"same = function(H, cents, out) {' '.join(same)} end",
+              f"reset = function(H, B, cents, out) {' '.join(reset)} end"]
+    return ",\n       ".join(lines)
+
+
+#: the struct format of a statistic: counts as I4, amounts in cents (sums, squares, max) as d
+_LETTER = {"c": "I4", "n": "I4", "f": "I4", "s": "d", "q": "d", "m": "d"}
+
+
+def _group_table(g: Group, o: int, col: int, arg: int, lateness_us: int) -> tuple[str, list[str]]:
+    """The Lua table of group ``g`` whose numbers start after H[o], and the struct format letter
+    of each of its numbers in H."""
     nw = len(g.windows)
     starts = ", ".join(str(d) for d, _ in g.windows)
     ends = ", ".join(str(d + n - 1) for d, n in g.windows)
     if g.kind == "distinct":
-        size = 2  # number of values, segment length in bytes
+        letters = ["I4", "I4"]  # number of values, segment length in bytes
         extra = f", arg = {arg}"
     else:
-        # a record: I4 bucket, I4 count (c or n), d for each other statistic
         stats = list(g.stats) if g.kind == "tx" else ["n", "f"]
         ns = len(stats)
-        cur = o + 1 if g.kind == "tx" else None  # the current record: H[cur + 1 .. cur + ns]
-        first = o + 2 + (ns if cur is not None else 0)  # lo of the first window
-        size = (first - o - 1) + nw * (2 + ns) + 1
+        stat_letters = [_LETTER[x] for x in stats]
+        letters = ["I4"]  # A, the anchor bucket
+        cur = None
+        if g.kind == "tx":  # the current record: H[cur + 1 .. cur + ns]
+            cur = o + 1
+            letters += stat_letters
+        first = o + len(letters) + 1  # lo of the first window
+        for _ in range(nw):
+            letters += ["I4", "I4", *stat_letters]  # lo, hi, the sums
+        letters.append("I4")  # the number of closed records
         lis = ", ".join(str(first + k * (2 + ns)) for k in range(nw))
+        # a record: I4 bucket, then the statistics
+        rfmt = "<I4" + "".join(stat_letters)
+        rsize = 4 + sum(4 if x == "I4" else 8 for x in stat_letters)
+        li_list = [first + k * (2 + ns) for k in range(nw)]
         extra = (f", ns = {ns}, mi = {stats.index('m') + 1 if 'm' in stats else 0}, "
-                 f"li = {{{lis}}}, nh = {o + size},\n"
-                 f"       rfmt = '<I4I4{'d' * (ns - 1)}', rsize = {8 + 8 * (ns - 1)},\n"
-                 f"       {_stat_functions(stats, cur)}")
+                 f"li = {{{lis}}}, nh = {o + len(letters)},\n"
+                 f"       rfmt = '{rfmt}', rsize = {rsize},\n"
+                 f"       {_stat_functions(stats, cur)},\n"
+                 f"       {_fast_paths(stats, cur, li_list, [d for d, _ in g.windows], o + len(letters), col)}")
+    size = len(letters)
     desc = (f"{g.entity} {g.kind}, {g.width_s} s buckets{', ' + g.source if g.source else ''}, "
             f"windows (delay, length) in buckets {list(g.windows)}: H[{o + 1}..{o + size}]")
     text = (f"      {{-- {desc}\n"
             f"       kind = '{g.kind}', w = {g.width_s * 1_000_000}, reach = {g.reach}, "
             f"span = {_span_us(g, lateness_us)}, o = {o}, size = {size}, col = {col}, nw = {nw},\n"
             f"       s = {{{starts}}}, e = {{{ends}}}{extra}}},")
-    return text, size
+    return text, letters
 
 
 def _tables(plan: Plan, horizon_us: int, lateness_us: int, snapshot_ttl_s: int) -> tuple[str, str]:
@@ -641,20 +731,24 @@ def _tables(plan: Plan, horizon_us: int, lateness_us: int, snapshot_ttl_s: int) 
     assert ncols == col - 1 + (3 if plan.previous else 0)
     prev_span = horizon_us + lateness_us + 1_000_000
     blocks = []
-    arg = 8
+    arg = 5
     for ent in entities(plan):
         groups = [g for g in plan.groups if g.entity == ent]
-        o = 2  # H[1] latest event time, H[2] event time of the last TTL
+        letters = ["d", "d"]  # H[1] latest event time, H[2] event time of the last TTL
         rows = []
         for g in groups:
-            text, size = _group_table(g, o, cols[id(g)], arg, lateness_us)
+            text, more = _group_table(g, len(letters), cols[id(g)], arg, lateness_us)
             rows.append(text)
-            o += size
+            letters += more
             if g.kind == "distinct":
                 arg += 1
         prev = plan.previous and ent == "card"
-        ph = o + 1 if prev else 0  # the number of recent transactions
-        nhead = o + (1 if prev else 0)
+        if prev:
+            letters.append("I4")  # the number of recent transactions
+        ph = len(letters) if prev else 0
+        nhead = len(letters)
+        hfmt = "<" + "".join(letters)
+        hbytes = sum(4 if x == "I4" else 8 for x in letters)
         spans = [_span_us(g, lateness_us) for g in groups] + ([prev_span] if prev else [])
         span = max(spans)
         first = cols[id(groups[0])] if groups else prev_col
@@ -663,7 +757,7 @@ def _tables(plan: Plan, horizon_us: int, lateness_us: int, snapshot_ttl_s: int) 
         blocks.append(
             f"  {{name = '{ent}', ordered = {'true' if ent.startswith('card') else 'false'}, "
             f"prev = {'true' if prev else 'false'}, ph = {ph}, prevcol = {prev_col},\n"
-            f"   nhead = {nhead}, hbytes = {8 * nhead}, hfmt = '<{'d' * nhead}', col = {first}, "
+            f"   nhead = {nhead}, hbytes = {hbytes}, hfmt = '{hfmt}', col = {first}, "
             f"ncols = {ncol},\n"
             f"   span = {span}, ttl = {math.ceil(span / 1_000_000)},  -- the key's TTL, s\n"
             f"   groups = {{\n{body}\n   }}}},"

@@ -76,6 +76,7 @@ about 1 µs per field plus ~15 µs per group.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -282,10 +283,11 @@ class OnlineFeatureStore:
             keys.append(key)
             if key and entity in self._labelled:
                 targets += [str(i), key]
-        args: list[Any] = [ts, cents, orjson.dumps(inputs), "\n".join(targets),
-                           tie_key(tx.transaction_id),
-                           "" if tx.latitude is None else repr(tx.latitude),
-                           "" if tx.longitude is None else repr(tx.longitude)]
+        nan = math.nan
+        numbers = struct.pack("<dddd", ts, cents, nan if tx.latitude is None else tx.latitude,
+                              nan if tx.longitude is None else tx.longitude)
+        args: list[Any] = [numbers, orjson.dumps(inputs), "\n".join(targets),
+                           tie_key(tx.transaction_id)]
         for _, source in self._distinct:
             v = getattr(tx, source)
             args.append("" if v is None else str(v))
@@ -334,7 +336,7 @@ class OnlineFeatureStore:
         where: list[int] = []
         scored: dict[int, bytes | None] = {}
         for i, (tx, reply) in enumerate(zip(txs, replies, strict=True)):
-            status = _text(reply[0])
+            status = "new" if isinstance(reply, bytes) else _text(reply[0])
             if status == "late":
                 latest = int(_text(reply[1])) / 1e6
                 results[i] = FeatureResult(
@@ -344,7 +346,7 @@ class OnlineFeatureStore:
                 continue
             where.append(i)
             if status == "new":
-                raws.append(reply[1])
+                raws.append(reply)
                 inputs.append(prepared[i][2])
             else:
                 raw, facts = _snapshot(reply[1], self._ncols)
