@@ -16,30 +16,44 @@ Redis does not roll back; these can only fail while decoding a broken value, bef
 **One packed string per entity** (read with one GET, written with one SET), made with Redis's
 built-in ``struct`` library (little-endian; ``d`` = double, ``I4`` = 4-byte unsigned)::
 
-    head      d: t (the entity's latest event time, us), e (its latest event time when the key's
-              TTL was last set), then per group the length of its segment in bytes (and, for a
-              distinct group, its number of values), then (card) the number of recent
-              transactions
-    segments  one per group, in the plan's order:
-      tx, label   d: A (the anchor: the bucket of the latest event when the group was last
-                  written), then per window lo, hi (the first and the last record inside the
-                  window seen from A, 1-based; lo > hi when it is empty) and the sums of those
-                  records (tx: c [s] [q] [m], m being their max; label: n f); then the records,
-                  ascending: I4 bucket, I4 count, d for each other statistic
-      distinct    per value: I4 k, then its k buckets (I4), newest first
-    recent    (card) d per transaction in (time, id) order: event time, latitude, longitude
-    strings   I4 length + bytes: the distinct groups' values in order, then the recent
-              transactions' tie keys (:func:`features.plan.tie_key`)
+    head block  every fixed-size number of the entity, one struct call to read or write it
+                (``E[i].hfmt``; ``g.o`` is where a group's numbers start):
+                  H[1] t (the entity's latest event time, us), H[2] e (its latest event time
+                  when the key's TTL was last set);
+                  tx group:       A (the anchor: the bucket of the group's latest event), the
+                                  current record (A's statistics: c [s] [q] [m]), per window
+                                  lo, hi (first and last record inside the window seen from A,
+                                  1-based over the older records then the current one; lo > hi
+                                  when empty) and the window's sums (m: the max), then the
+                                  number of older (closed) records;
+                  label group:    A, per window lo, hi and the sums (n, f), the number of records;
+                  distinct group: the number of values, the segment's length in bytes;
+                  card:           the number of recent transactions
+    segments    one per group, in the plan's order:
+                  tx, label       the closed records, ascending: I4 bucket, then the statistics
+                                  (counts as I4, amounts in cents as d)
+                  distinct        per value: I4 k (its buckets), I4 its newest bucket, I4 length,
+                                  the value, then its k - 1 older buckets (I4), newest first
+    recent      (card) per transaction in (time, id) order: d event time, d latitude,
+                d longitude (NaN = none), I4 length, its tie key (:func:`features.plan.tie_key`)
 
 Numbers are integers (event times in us, bucket indexes, counts, cents and their sums): exact in
 doubles below 2^53 and in I4 below 2^32 (the wire schema keeps event times in 1970..2100, so a
 bucket index of 1 s or more fits). The window sums are **running totals**: a transaction in the
-anchor's bucket or later (the common, in-order case) reads its windows from the group's head and
-touches only the records that leave or enter a window when the anchor moves (each record once per
-window), so its cost does not grow with the history; a distinct window reads each value's newest
-bucket. An event older than the anchor (late within the allowed lateness, or a terminal's lagging
-one) takes the exact fallback: the group's records are scanned, and the running totals are updated
-where the event falls inside them. Unchanged parts are copied as byte ranges of the old value.
+anchor's bucket (the generated ``same``: only the head block changes) or later (the anchor moves:
+each record enters and leaves a window once; when every record is stale the group restarts,
+``reset``) does work that does not grow with the history; a distinct window counts the values
+whose newest bucket is inside it, and the transaction's value is found with one plain search of
+the segment (no value is read as a string). An event older than the anchor (late within the
+allowed lateness, or a terminal's lagging one) takes the exact fallback: the group's records are
+scanned, the event is merged into or inserted among the closed records, and the running totals
+and pointers are updated where it falls. Unchanged parts are copied as byte ranges of the old
+value.
+
+Costs that shaped this (Redis 7.0's Lua 5.1, counted with callgrind): every Lua string created
+(a GET reply, a ``string.sub``, a concatenation) costs ~12 instructions per byte, a table or a
+function call ~0.4-1k, a struct value ~300, a ``redis.call`` a few thousand; so the state is
+compact and binary, read once, and the hot paths are straight-line code with constants inlined.
 
 The raw columns of a transaction leave ``process`` as one string of doubles (NaN = missing), which
 the store reads with numpy. The key scheme and the window semantics are documented in

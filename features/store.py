@@ -1,36 +1,44 @@
 """The online feature store: Redis, one round trip per batch, idempotent, event-time windows.
 
-Key scheme (every key starts with ``NS = {key_prefix}:{feature set}:{plan digest}``; the digest
-changes whenever a group's definition changes, so old buckets are never read with new meaning)::
+Key scheme (every key starts with ``NS = {key_prefix}:{feature set}:{plan digest}v{STORAGE_VERSION}``;
+the digest changes whenever a group's definition changes and the version whenever the layout of
+the values does, so old state is never read with a new meaning: it is left to expire)::
 
-    NS:tx:{transaction_id}        string  snapshot of a processed transaction, three parts
-                                          separated by the byte 0x1E: the raw aggregates returned
-                                          at scoring (comma-separated); the inputs JSON (t event
+    NS:tx:{transaction_id}        string  snapshot of a processed transaction: the raw columns
+                                          returned at scoring (8 * columns bytes, little-endian
+                                          doubles, NaN = missing), then the inputs JSON (t event
                                           time in us, a amount in the base currency, la/lo
-                                          coordinates, c card, m terminal); the label-based
-                                          buckets it belongs to. TTL snapshot_ttl_s, set once
+                                          coordinates, c card, m terminal), the byte 0x1E, and
+                                          the label targets (its event time, then the entities
+                                          with label groups: index and key, one per line).
+                                          TTL snapshot_ttl_s, set once
     NS:lb:{transaction_id}        string  the label JSON, once labelled; TTL: the snapshot's rest
     NS:sc:{transaction_id}        string  the ScoredEvent JSON saved by save_scored;
                                           TTL prediction_ttl_s
-    NS:c:{card}:g{gid}            hash    bucket group gid of the card
-    NS:t:{terminal}:g{gid}        hash    bucket group gid of the terminal
-    NS:x:{len(card)}:{card}:{terminal}:g{gid}
-                                  hash    bucket group gid of the card at the terminal
-    NS:c:{card}:prev              zset    the card's recent transactions (score: event time in us;
-                                          member: tie key NUL latitude NUL longitude)
+    NS:c:{card}                   string  the card's state: every bucket group of the card, and
+                                          its recent transactions
+    NS:t:{terminal}               string  the terminal's state
+    NS:x:{len(card)}:{card}:{terminal}
+                                  string  the state of the card at the terminal
 
-A group hash has one field per bucket index (decimal ``floor(event time / width)``) and a field
-``t`` = the latest event time (us) of the entity seen by the group. Bucket values are
-``count[,sum][,sumsq][,max]`` of the amount in cents for ``tx`` groups, ``labelled,frauds`` for
-``label`` groups; a ``distinct`` group has one field ``{bucket}|{value}`` = count per value.
-Buckets older than ``floor((t - allowed lateness) / width) - reach`` (``reach`` = the furthest
-bucket any window of the group looks back) are deleted on every write, so memory per entity is
-bounded by the windows, not by its history. A group key gets its TTL, the group's span
-(``(reach + 2) * width``) plus the allowed lateness, when it is created and whenever a new bucket
-field is written (the only writes that extend how long it is needed); the recent-events zset gets
-the previous-transaction horizon plus the lateness on every write. TTLs are wall-clock, which is
-exact as long as event time advances at least as fast as the clock (live traffic, or a replay
-faster than real time).
+An entity's state is one packed string (layout in :mod:`features.lua`): a head block with the
+entity's latest event time and, per bucket group, its anchor bucket, the record of the current
+bucket and the running totals of every window; then each group's older bucket records (tx:
+count, sum, sum of squares, max of the amount in cents, as the group needs; label: labelled,
+frauds), each distinct group's values with their buckets, and (card) the recent transactions
+(event time, coordinates, tie key). One GET reads it, one SET writes it.
+Records older than ``floor((latest - allowed lateness) / width) - reach`` (``reach`` = the furthest
+bucket any window of the group looks back) are never read again and are dropped when the group's
+anchor moves (a distinct value when its newest bucket is that old; a recent transaction when a
+later one is also older than the lateness), so memory per entity is bounded by the windows, not
+by its history. A state key gets its TTL, the longest span of its groups (``(reach + 2) * width``
++ the lateness; the card's recent transactions: the previous-transaction horizon + the lateness),
+when it is created, and again only when a write opens a bucket that must outlive the TTL set last
+(its span from the entity's latest event time ends after that TTL's, counted in event time);
+other writes keep the TTL (``SET ... KEEPTTL``). TTLs are wall-clock, which is exact as long as
+event time advances at least as fast as the clock (live traffic, or a replay faster than real
+time). A label for a transaction whose entity state has expired is not kept: nothing a later
+transaction reads could hold it.
 
 Window semantics. A transaction at event time ``t`` (bucket ``B = floor(t / w)``) sees, in a
 window of ``n`` buckets delayed by ``d`` buckets, the events of its entity that Redis processed
@@ -62,15 +70,20 @@ transactions); the derived values are finalized by :func:`features.plan.finalize
 function the offline twin runs.
 
 Round trips: ``process``, ``save_scored``, ``apply_labels`` and ``get_prediction`` each send one
-non-transactional pipeline for the whole batch (``round_trips()`` counts them; a NOSCRIPT reply
-after a Redis restart costs one SCRIPT LOAD and one re-send of the affected calls). Within a
-pipeline Redis runs the scripts one after the other, so two transactions of one card in a batch
-see each other in order. The label script writes the label-group keys its snapshot names, which
-are not declared as KEYS: the store needs a standalone Redis (or one shard), not Redis Cluster.
+non-transactional pipeline for the whole batch (``round_trips()`` counts them). The two Redis
+functions (``FCALL``, Redis >= 7.0) come from one library the store loads with ``FUNCTION LOAD``;
+a "function not found" reply (Redis restarted without persistence, or FUNCTION FLUSH) costs one
+FUNCTION LOAD and one re-send of the affected calls. Within a pipeline Redis runs the calls one
+after the other, so two transactions of one card in a batch see each other in order. The label
+function writes the state keys its snapshot names, which are not declared as keys: the store
+needs a standalone Redis (or one shard), not Redis Cluster.
 
-Cost (measured by ``bench/features.py``): one ``process`` call runs ~9 HGETALLs and parses every
-live bucket of the transaction's entities (~100 fields for the default set at 30 days of history);
-about 1 µs per field plus ~15 µs per group.
+Cost (``bench/feature_store_cost.py``, ``bench/features.py``): one ``process`` call reads and
+writes three strings (card ~1.2 KB, terminal ~0.8 KB, pair ~0.2 KB at 30 days of history for the
+default set). A transaction in its groups' current buckets or later (in order) reads its windows
+from the running totals and touches only the records that leave a window; an older one (late
+within the lateness) scans its groups' records. The work left is mostly per call and per byte
+copied between Redis and Lua, not per bucket of history.
 """
 
 from __future__ import annotations
