@@ -8,10 +8,28 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from api.routes import health, status
+from api.routes import health, lifecycle_routers, status
+from api.runtime import ApiRuntime
 from fraudstream.settings import Settings, get_settings
 
 __all__ = ["app_from_env", "create_app"]
+
+TAGS = [
+    {"name": "health", "description": "The API answers and reaches Redis."},
+    {"name": "status", "description": "The running system: components, throughput, latency."},
+    # -- the lifecycle, models and scoring ------------------------------------------------------
+    {"name": "datasets", "description": "Register historical files (a job), list, show, delete."},
+    {"name": "cleaning", "description": "Clean a data set by rules (a job): report, cleaned "
+                                        "file, rejected rows."},
+    {"name": "eda", "description": "Explore a data set (a job): JSON summary, HTML page, PNGs."},
+    {"name": "jobs", "description": "Every background job: status, progress, cancel, files."},
+    {"name": "models", "description": "Registry versions, champion and challengers, promote, "
+                                      "rollback, history."},
+    {"name": "criteria", "description": "The problem definition and the success criteria."},
+    {"name": "predictions", "description": "Look up a scored transaction (while it lives in "
+                                           "Redis)."},
+    {"name": "score", "description": "Score one transaction synchronously, the worker's way."},
+]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -21,9 +39,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.redis_url or f"redis://127.0.0.1:{settings.redis_port}/0"
         app.state.redis = aioredis.Redis.from_url(url, socket_timeout=5)
+        app.state.runtime = ApiRuntime(settings, app.state.redis)
         try:
             yield
         finally:
+            await app.state.runtime.close()
             await app.state.redis.aclose()
 
     app = FastAPI(
@@ -31,10 +51,14 @@ def create_app(settings: Settings) -> FastAPI:
         description="Streaming, real-time card-fraud detection: status, lifecycle, models, scoring.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(status.router)
+    # -- the lifecycle, models and scoring (api/routes/__init__.py) ------------------------------
+    for router in lifecycle_routers():
+        app.include_router(router)
     return app
 
 
