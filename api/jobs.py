@@ -238,8 +238,8 @@ class JobRunner:
 
     def _persist(self, rec: JobRecord) -> None:
         """Write ``rec`` (the caller holds the lock)."""
-        if self._closed and not rec.finished:
-            return  # a job still running after shutdown stays 'running' on disk: recovered later
+        if self._closed:
+            return  # a job still running after shutdown stays 'running' on disk: failed at restart
         path = self._dir(rec.id) / "job.json"
         try:
             _write_atomic(path, rec.model_dump_json(indent=1).encode())
