@@ -21,7 +21,13 @@ anything else of ours                   400
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from fraudstream.errors import (
     ArtifactError,
@@ -35,7 +41,7 @@ from fraudstream.errors import (
     ServiceError,
 )
 
-__all__ = ["ERROR_RESPONSES", "http_error"]
+__all__ = ["COMMON_RESPONSES", "ERROR_RESPONSES", "ErrorPublic", "http_error", "validation_error"]
 
 _CODES: tuple[tuple[type[FraudstreamError], int], ...] = (
     (NotFoundError, status.HTTP_404_NOT_FOUND),
@@ -56,15 +62,61 @@ def http_error(exc: FraudstreamError, code: int | None = None) -> HTTPException:
     return HTTPException(code, str(exc))
 
 
-def _described(text: str) -> dict[str, object]:
-    return {"description": text, "content": {"application/json": {"example": {"detail": text}}}}
+class ErrorPublic(BaseModel):
+    """Every error answer: ``detail`` is the reason, one line."""
+
+    detail: str = Field(description="the reason, one line")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="request validation only: every invalid field (FastAPI's list)")
 
 
-#: OpenAPI descriptions of the error answers, for ``responses=`` of the routes.
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+def _described(text: str) -> dict[str, Any]:
+    return {"model": ErrorPublic, "description": text}
+
+
+#: OpenAPI descriptions of the error answers, for ``responses=`` of the routers and routes.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described("the body cannot be parsed"),
     401: _described("missing X-API-Key header"),
     403: _described("wrong API key"),
     404: _described("the named thing does not exist (the reason says which and why)"),
     409: _described("the request conflicts with the current state (the reason says how)"),
-    503: _described("a service the request needs (Redis, Kafka) is unreachable"),
+    422: _described("invalid request: a field, a path, a column mapping, rules (the reason "
+                    "says which)"),
+    503: _described("a service the request needs (Redis, Kafka, a champion) is unavailable"),
 }
+
+#: The error answers any route of the lifecycle routers may give.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {k: ERROR_RESPONSES[k] for k in (400, 422)}
+
+
+def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's request validation errors with a one-line ``detail`` like every other error
+    (``errors`` keeps FastAPI's list).
+
+    >>> from fastapi.exceptions import RequestValidationError
+    >>> exc = RequestValidationError([{"type": "missing", "loc": ("body", "path"),
+    ...                                "msg": "Field required", "input": {}}])
+    >>> validation_error(None, exc).body  # type: ignore[arg-type]
+    b'{"detail":"path: field required","errors":[{"type":"missing","loc":["body","path"],"msg":"Field required","input":{}}]}'
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    parts = []
+    for err in errors[:3]:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        if err.get("type") == "json_invalid":
+            why = str((err.get("ctx") or {}).get("error", "")).lower()
+            parts.append(f"body: bad JSON at position {'.'.join(loc)}" + (f" ({why})" if why else ""))
+            continue
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if msg[1:2].islower():
+            msg = msg[:1].lower() + msg[1:]
+        parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+    if len(errors) > 3:
+        parts.append(f"and {len(errors) - 3} more")
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        content={"detail": "; ".join(parts) or "invalid request",
+                                 "errors": jsonable_encoder(errors)})

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import logging
 import mimetypes
 import os
@@ -175,12 +176,19 @@ def jsonable(value: Any) -> Any:
     >>> import numpy as np
     >>> jsonable({"a": np.float64(0.5), "b": [np.int64(3)], "c": float("nan"), 1: Path("/x")})
     {'a': 0.5, 'b': [3], 'c': None, '1': '/x'}
+    >>> jsonable({"big": 2 ** 70, "a": np.arange(2)})
+    {'big': 1180591620717411303424, 'a': [0, 1]}
     """
-    return orjson.loads(orjson.dumps(
-        value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+    try:
+        return orjson.loads(orjson.dumps(
+            value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+    except TypeError:  # an integer beyond 64 bits: the standard library's json takes it
+        return json.loads(json.dumps(value, default=_default))
 
 
 def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy, for the standard library's json
+        return value.tolist()
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if hasattr(value, "to_dict"):

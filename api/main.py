@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
+from api.http import validation_error
 from api.routes import health, lifecycle_routers, status
 from api.runtime import ApiRuntime
 from fraudstream.settings import Settings, get_settings
@@ -59,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     # -- the lifecycle, models and scoring (api/routes/__init__.py) ------------------------------
     for router in lifecycle_routers():
         app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_error)  # 422: a one-line reason
     return app
 
 

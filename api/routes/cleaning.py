@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from api.deps import ApiKey, JobsDep, SettingsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from api.jobs import JobContext
 from api.routes.datasets import DatasetId
 from api.routes.jobs import (
@@ -31,7 +31,7 @@ from api.sources import SourceIn, preflight, resolve_source
 from features.cleaning import CleaningConfig, clean_file
 from fraudstream.errors import FraudstreamError
 
-router = APIRouter(prefix="/cleaning", tags=["cleaning"])
+router = APIRouter(prefix="/cleaning", tags=["cleaning"], responses=COMMON_RESPONSES)
 
 KIND_LINKS["cleaning"] = lambda rec: {
     "report": f"/cleaning/{rec.id}/report",

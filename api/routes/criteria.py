@@ -7,15 +7,16 @@ The same figures as ``fraudstream criteria`` (:mod:`models.criteria`), from the 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
 from api.deps import SettingsDep
+from api.http import COMMON_RESPONSES
 from models.criteria import check, problem_from_settings
 
-router = APIRouter(prefix="/criteria", tags=["criteria"])
+router = APIRouter(prefix="/criteria", tags=["criteria"], responses=COMMON_RESPONSES)
 
 
 class CriterionPublic(BaseModel):
@@ -35,7 +36,7 @@ class ProblemPublic(BaseModel):
 
 
 class CriteriaCheck(BaseModel):
-    metrics: dict[str, float | None] = Field(
+    metrics: dict[str, Annotated[float, Strict()] | None] = Field(
         description="metric name -> value, as an evaluation writes them",
         examples=[{"fpr_at_threshold": 0.0008, "recall_at_threshold": 0.41,
                    "average_precision": 0.62, "p99_latency_ms": 12.5}])

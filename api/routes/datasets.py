@@ -14,14 +14,14 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
 from api.deps import ApiKey, JobsDep, SettingsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from api.jobs import JobContext
 from api.routes.jobs import KIND_LINKS, JobPublic, WaitQuery, accepted
 from api.sources import MappingIn, check_path, preflight
 from features import datasets as ds
 from fraudstream.errors import FraudstreamError
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=COMMON_RESPONSES)
 
 KIND_LINKS["dataset"] = lambda rec: {"dataset": f"/datasets/{rec.params['id']}"}
 

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from api.deps import ApiKey, JobsDep, SettingsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from api.jobs import JobContext
 from api.routes.jobs import (
     KIND_LINKS,
@@ -33,7 +33,7 @@ from api.routes.jobs import (
 from api.sources import SourceIn, preflight, resolve_source
 from fraudstream.errors import FraudstreamError
 
-router = APIRouter(prefix="/eda", tags=["eda"])
+router = APIRouter(prefix="/eda", tags=["eda"], responses=COMMON_RESPONSES)
 
 KIND_LINKS["eda"] = lambda rec: {"summary": f"/eda/{rec.id}",
                                  "report": f"/eda/{rec.id}/index.html"}

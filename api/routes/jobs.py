@@ -16,11 +16,11 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.deps import ApiKey, JobsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from api.jobs import JobFn, JobRecord, JobRunner, JobStatus, media_type
 from fraudstream.errors import FraudstreamError, JobStateError, NotFoundError
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON_RESPONSES)
 
 #: Links of each kind of job to its own endpoints (the routers that start jobs add theirs).
 KIND_LINKS: dict[str, Callable[[JobRecord], dict[str, str]]] = {}

@@ -9,23 +9,27 @@ the registry's message.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import ApiKey, RegistryDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from fraudstream.errors import ConfigError, FraudstreamError, NotFoundError
 from models.registry import ModelRegistry, ModelVersion
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=COMMON_RESPONSES)
 
 Role = Literal["champion", "challenger", "previous champion"] | None
 
 
 class ModelVersionPublic(ModelVersion):
     """A model version's metadata and its role now."""
+
+    time_range: list[datetime] | None = Field(  # type: ignore[assignment]
+        default=None, description="first and last event time of the data it learned from")
 
     role: Role = Field(default=None, description="champion, challenger, previous champion "
                        "(a rollback point) or none")

@@ -14,11 +14,11 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from api.deps import RuntimeDep, SettingsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from fraudstream.errors import FraudstreamError
 from stream.schemas import ScoredEvent
 
-router = APIRouter(prefix="/predictions", tags=["predictions"])
+router = APIRouter(prefix="/predictions", tags=["predictions"], responses=COMMON_RESPONSES)
 
 
 class LabelPublic(BaseModel):

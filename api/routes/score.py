@@ -28,12 +28,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api.deps import ApiKey, RuntimeDep, SettingsDep
-from api.http import ERROR_RESPONSES, http_error
+from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from fraudstream.errors import FraudstreamError
 from stream.schemas import ScoredEvent, Transaction
 from stream.validation import parse_transaction
 
-router = APIRouter(tags=["score"])
+router = APIRouter(tags=["score"], responses=COMMON_RESPONSES)
 
 MAX_BODY = 64 * 1024
 
@@ -53,10 +53,11 @@ _EXAMPLE = {"transaction_id": "tx-1001", "card_id": "card-42", "terminal_id": "t
             "description": "true when the transaction id was seen before",
             "schema": {"type": "string"}}}},
         **{k: ERROR_RESPONSES[k] for k in (401, 403, 503)},
-        409: {"description": "late event: older than the allowed lateness behind its card's "
-                             "latest event (the reason says by how much)"},
-        413: {"description": "the body is larger than 64 KiB"},
-        422: {"description": "invalid transaction (the worker's dead-letter reason)"},
+        409: {**ERROR_RESPONSES[409], "description": "late event: older than the allowed "
+              "lateness behind its card's latest event (the reason says by how much)"},
+        413: {**ERROR_RESPONSES[422], "description": "the body is larger than 64 KiB"},
+        422: {**ERROR_RESPONSES[422], "description": "invalid transaction (the worker's "
+              "dead-letter reason), or one the store refuses (no exchange rate, huge amount)"},
     },
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": _TX_SCHEMA, "example": _EXAMPLE}}}},

@@ -150,22 +150,27 @@ def test_late_events_and_currencies_without_rate(scoring_api: TestClient) -> Non
 
     r = api.post("/score", json=tx(4, minutes=200, currency="SEK"), headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"] == "no exchange rate for SEK (base EUR)"
+    r = api.post("/score", json=tx(6, minutes=200, amount=1.09e308), headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["detail"] == "amount 1.09e+308 EUR is too large: at most 1e+13 EUR"
     r = api.post("/score", json=tx(5, minutes=200, currency="USD", amount=100), headers=AUTH)
     assert r.status_code == 200 and r.json()["features"]["amount"] == pytest.approx(92.0)
 
 
-async def test_the_worker_dead_letters_a_currency_without_rate_alone(
+async def test_the_worker_dead_letters_what_the_store_refuses_alone(
         api_settings: Settings) -> None:
     train_champion(api_settings)
     rt = Runtime(api_settings, "scorer")
     await rt.start()
     try:
         batch = [parse_transaction(orjson.dumps(tx(i, minutes=i, **extra)))[0]
-                 for i, extra in enumerate([{}, {"currency": "SEK"}, {}])]
+                 for i, extra in enumerate([{}, {"currency": "SEK"}, {}, {"amount": 1e300}])]
         outcomes = await rt.scorer.score(batch)  # type: ignore[arg-type]
     finally:
         await rt.close()
-    assert [o.dead_reason for o in outcomes] == [None, "no exchange rate for SEK (base EUR)", None]
+    assert [o.dead_reason for o in outcomes] == [
+        None, "no exchange rate for SEK (base EUR)", None,
+        "amount 1e+300 EUR is too large: at most 1e+13 EUR"]
     assert outcomes[2].event is not None and outcomes[2].event.features["card_tx_count_1h"] == 2.0
 
 
