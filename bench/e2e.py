@@ -46,16 +46,10 @@ from stream.services import Services, free_port  # noqa: E402
 
 def transactions(n: int, seed: int = 11) -> list[dict[str, Any]]:
     """``n`` simulated transactions (the simulator's records, without labels)."""
-    from stream.simulator import Simulator, SimulatorConfig
+    from stream.simulator import SimConfig, Simulator
 
-    sim = Simulator(SimulatorConfig(seed=seed, cards=2000, terminals=4000, days=3650))
-    out = []
-    for kind, record in sim.events():
-        if kind == "transaction":
-            out.append(record)
-            if len(out) >= n:
-                break
-    return out
+    sim = Simulator(SimConfig(seed=seed, cards=5000, terminals=10000))
+    return [e.record for e in sim.events(count=n) if e.kind == "transaction"][:n]
 
 
 class Collector(threading.Thread):

@@ -46,4 +46,6 @@ def create_passthrough_app(settings: Settings) -> faust.App:
 
 if __name__ == "__main__":
     app = create_passthrough_app(Settings())
-    faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # as `fraudstream worker` does: no DEBUG root logger for a spinner
+    worker.execute_from_commandline()

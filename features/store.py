@@ -39,8 +39,14 @@ is included. Label windows count labels applied before the transaction, each in 
 (event time, transaction id) order and labels applied at their ``reported_at`` (a label released
 at the same time as a transaction is applied first).
 
-Out-of-order events. A transaction older than the latest event time of its card, terminal or card
-x terminal by more than ``allowed_lateness_s`` is refused (status ``late``) and changes nothing.
+Out-of-order events. A transaction older than the latest event time of its card or card x
+terminal by more than ``allowed_lateness_s`` is refused (status ``late``) and changes nothing:
+those entities are keyed by card, the Kafka key, so their events arrive in order and only a
+producer's lag makes one late. A terminal's events come from every partition, so a worker that
+reads one partition ahead of another can see a terminal's event late without anyone's fault: such
+a transaction is scored (its terminal windows see the buckets before its own), and its terminal
+buckets are updated only where the terminal still keeps them (not older than the allowed lateness
+behind the terminal's latest event).
 One within the lateness is added to the bucket of its own event time, and sees exactly what
 in-order processing would have shown it in every bucket *before* its own: later buckets are
 outside its windows. Within its own bucket it also sees events of that bucket that arrived before

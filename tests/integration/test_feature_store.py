@@ -252,16 +252,33 @@ async def test_too_late_is_refused_and_changes_nothing(client: Any, unique: str)
     await store.process([tx(1, card="a", terminal="t1", seconds=5000)])
     before = await state(client, unique)
     res = await store.process([tx(2, card="a", terminal="t1", seconds=5000 - 601),
-                               tx(3, card="b", terminal="t1", seconds=5000 - 700),  # terminal
                                tx(4, card="a", terminal="t9", seconds=5000 - 599)])
-    assert [r.status for r in res] == ["late", "late", "new"]
+    assert [r.status for r in res] == ["late", "new"]
     assert res[0].features == {} and "600 s behind" in (res[0].reason or "")
     after = await state(client, unique)
-    assert {k for k in after if b":tx:2" in k or b":tx:3" in k} == set()
+    assert {k for k in after if b":tx:2" in k} == set()
     changed = {k for k in after if before.get(k) != after[k]}
-    assert changed and all(b":c:b:" not in k for k in changed)  # card b untouched
+    assert changed and all(b":t:t1:" not in k for k in changed)  # terminal t1 untouched
     # a late id stays unknown: it is not a duplicate later
     assert (await store.process([tx(2, card="a", terminal="t1", seconds=5000)]))[0].status == "new"
+
+
+async def test_lagging_behind_a_terminal_is_not_late(client: Any, unique: str) -> None:
+    """A terminal's events come from every partition: behind it by more than the lateness is
+    scored, and counted where the terminal keeps buckets, as in-order processing would have."""
+    store = make_store(client, unique, allowed_lateness_s=600)
+    await store.process([tx(1, card="a", terminal="t1", seconds=7300)])
+    res = await store.process([tx(3, card="b", terminal="t1", seconds=7300 - 700)])
+    assert res[0].status == "new"
+    # it sees nothing of the terminal's later buckets (7300 s is in the next hour bucket)
+    assert res[0].features["terminal_tx_count_24h"] == 1.0
+    probe = (await store.process([tx(5, card="c", terminal="t1", seconds=7301)]))[0]
+    assert probe.features["terminal_tx_count_24h"] == 3.0  # both earlier ones, as in order
+    reference = make_store(client, unique + "ref", allowed_lateness_s=600)
+    for t in (tx(3, card="b", terminal="t1", seconds=6600), tx(1, card="a", terminal="t1", seconds=7300),
+              tx(5, card="c", terminal="t1", seconds=7301)):
+        last = (await reference.process([t]))[0]
+    assert last.features == probe.features
 
 
 # -- labels ---------------------------------------------------------------------------------
