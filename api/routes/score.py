@@ -23,6 +23,7 @@ returns the same event and publishes it again (at-least-once, like the worker).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -68,6 +69,7 @@ async def score(
     settings: SettingsDep,
     publish: Annotated[bool, Query(description="also publish the event to the scored topic")] = False,
 ) -> Response:
+    received = time.time()
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
@@ -77,7 +79,7 @@ async def score(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, reason or "invalid")
     try:
         scorer = await runtime.scorer()
-        (out,) = await scorer.score([tx])
+        (out,) = await scorer.score([tx], [received])  # latency_ms: from the request's arrival
     except FraudstreamError as exc:
         raise http_error(exc) from exc
     if out.dead_reason is not None:
