@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         url = settings.redis_url or f"redis://127.0.0.1:{settings.redis_port}/0"
         app.state.redis = aioredis.Redis.from_url(url, socket_timeout=5)
         app.state.runtime = ApiRuntime(settings, app.state.redis)
+        await app.state.runtime.start()
         try:
             yield
         finally:

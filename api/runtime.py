@@ -49,6 +49,20 @@ class ApiRuntime:
         self._scorer_lock = asyncio.Lock()
         self._producer: Any = None
         self._producer_lock = asyncio.Lock()
+        self._warmup: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the champion in the background: importing River and unpickling take seconds,
+        which the first ``/score`` would otherwise wait for."""
+        self._warmup = asyncio.create_task(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            await self.scorer()
+        except ServiceError as exc:  # no champion yet: /score says so until there is one
+            log.info("scorer not ready: %s", exc)
+        except Exception:  # noqa: BLE001 - /score will report it; the API must still start
+            log.exception("loading the champion failed")
 
     async def scorer(self) -> Scorer:
         """The scorer, with the registry's current champion (checked on every call: one stat)."""
@@ -104,6 +118,9 @@ class ApiRuntime:
 
     async def close(self) -> None:
         """Stop the producer and the job threads (running jobs are asked to cancel)."""
+        if self._warmup is not None and not self._warmup.done():
+            self._warmup.cancel()
+            await asyncio.gather(self._warmup, return_exceptions=True)
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
