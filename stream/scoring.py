@@ -84,7 +84,8 @@ class Scorer:
                 event = ScoredEvent.model_validate_json(res.scored)
                 outcomes.append(Outcome(tx, event=event, payload=res.scored, duplicate=True))
                 continue
-            started = produced_at[i] if produced_at and produced_at[i] else now
+            at = produced_at[i] if produced_at else None
+            started = at if at else now
             event = self._event(tx, res.features, started)
             payload = orjson.dumps(event.model_dump(mode="json"))
             to_save.append((tx.transaction_id, payload))
