@@ -47,7 +47,7 @@ memory and is one per API process: run the API with one uvicorn worker process.
 >>> done = runner.wait(job.id, timeout=10)
 >>> done.status, done.result, done.progress
 ('succeeded', {'y': 49}, 1.0)
->>> runner.shutdown()
+>>> runner.shutdown(); shutil.rmtree(runner.root)
 """
 
 from __future__ import annotations

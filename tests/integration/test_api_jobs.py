@@ -32,7 +32,7 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_job_lifecycle_progress_and_files(api: TestClient, api_settings: Settings,
                                           tmp_path: Path) -> None:
-    path = write_transactions(tmp_path / "mid.csv", 50_000, seed=4)
+    path = write_transactions(tmp_path / "mid.csv", 100_000, seed=4)
     r = api.post("/eda", json={"path": str(path), "mapping": HANDBOOK}, headers=AUTH)
     assert r.status_code == 202
     job_id = r.json()["id"]
@@ -42,7 +42,7 @@ def test_job_lifecycle_progress_and_files(api: TestClient, api_settings: Setting
         seen.append((job["status"], job["progress"], job["message"]))
         if job["status"] in ("succeeded", "failed", "cancelled"):
             break
-        time.sleep(0.03)
+        time.sleep(0.02)
     assert job["status"] == "succeeded", job
     running = [s for s in seen if s[0] == "running"]
     fractions = [p for _, p, _ in running]
@@ -52,7 +52,7 @@ def test_job_lifecycle_progress_and_files(api: TestClient, api_settings: Setting
     assert job["progress"] == 1.0 and job["message"] == "done"
     assert job["started_at"] >= job["created_at"] and job["finished_at"] >= job["started_at"]
     assert job["seconds"] > 0 and job["error"] is None
-    assert job["result"]["summary"]["class_balance"]["n"] == 50_000
+    assert job["result"]["summary"]["class_balance"]["n"] == 100_000
 
     # the record on disk says the same
     on_disk = json.loads((api_settings.jobs_path / job_id / "job.json").read_text())
