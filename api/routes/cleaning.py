@@ -17,7 +17,7 @@ from pydantic import Field
 
 from api.deps import ApiKey, JobsDep, SettingsDep
 from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
-from api.jobs import JobContext
+from api.jobs import JobContext, JobRunner
 from api.routes.datasets import DatasetId
 from api.routes.jobs import (
     KIND_LINKS,
@@ -109,7 +109,7 @@ def get_report(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     return result_of(jobs, job_id, "cleaning", "report")  # type: ignore[no-any-return]
 
 
-def _download(jobs: Any, job_id: str, prefix: str) -> FileResponse:
+def _download(jobs: JobRunner, job_id: str, prefix: str) -> FileResponse:
     result_of(jobs, job_id, "cleaning", prefix + " file")
     folder = jobs.folder(job_id)
     names = sorted(p.name for p in folder.glob(f"{prefix}.*"))
