@@ -16,7 +16,14 @@ def register(sub: Any) -> None:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
     import uvicorn
+
+    # alerts and the monitor's problems go to the API's log (stderr)
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fraudstream").setLevel(logging.INFO)
 
     from api.main import create_app
     from stream.services import Services

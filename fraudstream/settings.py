@@ -195,6 +195,44 @@ class Settings(BaseSettings):
         description="folders the API may read data files from (server paths); empty: any",
     )
 
+    # -- monitoring: status, metrics, dashboard, alerts --------------------------------------
+    lag_cache_s: float = Field(
+        default=5.0, gt=0, description="consumer lag is read from Kafka at most this often"
+    )
+    worker_down_keep_s: float = Field(
+        default=600.0, gt=0, description="a worker whose heartbeat stopped is reported down this long"
+    )
+    model_events_keep: int = Field(default=1000, ge=10, description="model events kept in Redis")
+    status_series_s: int = Field(
+        default=900, ge=10, description="seconds of status samples the API keeps for the dashboard"
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="alerts are POSTed here as JSON (and always logged)"
+    )
+    alert_interval_s: float = Field(default=5.0, gt=0, description="how often the API checks alerts")
+    alert_for_s: float = Field(
+        default=10.0, ge=0, description="a condition must hold this long before it alerts"
+    )
+    alert_cooldown_s: float = Field(
+        default=300.0, ge=0, description="an alert still firing is sent again after this long"
+    )
+    criteria_min_labels: int = Field(
+        default=500, ge=1,
+        description="labels in the champion's rolling window before FPR, recall and AP are judged",
+    )
+    alert_min_latency_events: int = Field(
+        default=50, ge=1, description="scored events in the window before the latency alert"
+    )
+    alert_dead_letters_per_min: int = Field(
+        default=20, ge=1, description="dead letters in the last minute that make a spike"
+    )
+    alert_lag_min: int = Field(
+        default=1000, ge=0, description="consumer lag below this never alerts"
+    )
+    alert_lag_growth_s: float = Field(
+        default=30.0, gt=0, description="lag rising all through this long (and above the minimum) alerts"
+    )
+
     # -- simulator defaults for `run` --------------------------------------------------------
     run_rate: float = Field(default=200.0, gt=0)
     seed: int = 7

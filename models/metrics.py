@@ -358,8 +358,8 @@ class RollingMetrics:
     >>> for y, s, card, t in [(1, 0.9, "a", 0), (0, 0.6, "b", 10), (0, 0.1, "c", 20),
     ...                       (0, 0.3, "d", 86400), (1, 0.2, "a", 86410)]:
     ...     m.update(y, s, card_id=card, event_time=t)
-    >>> m.n, m.positives, m.precision, m.recall
-    (4, 1, 0.0, 0.0)
+    >>> m.n, m.positives, m.precision, m.recall, m.fpr
+    (4, 1, 0.0, 0.0, 0.3333333333333333)
     >>> m.card_precision_per_day()
     {0: 1.0, 1: 0.0}
     >>> m.summary()["card_precision_at_k"]
@@ -453,6 +453,12 @@ class RollingMetrics:
     def recall(self) -> float:
         return _ratio(self._tp, self._tp + self._fn)
 
+    @property
+    def fpr(self) -> float | None:
+        """False-positive rate at ``threshold`` over the window; None without a negative."""
+        negatives = self.n - self.positives
+        return self._fp / negatives if negatives else None
+
     def arrays(self, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores) of the latest ``last`` labels (all of the window by default)."""
         n = len(self._y) if last is None else min(last, len(self._y))
@@ -497,6 +503,7 @@ class RollingMetrics:
             "threshold": self.threshold,
             "precision": self.precision,
             "recall": self.recall,
+            "fpr": self.fpr,
             "card_precision_at_k": _json(float(np.mean(complete))) if complete else None,
             "k": self.k,
             "card_precision_per_day": {str(d): v for d, v in per_day.items()},

@@ -82,6 +82,11 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
     async def start_runtime() -> None:
         await rt.start()
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_runtime(app: Any, **kwargs: Any) -> None:
+        """A clean stop: the last model events logged, the worker leaves the list of workers."""
+        await rt.close()
+
     async def dead_letter(dlq: faust.TopicT, raw: bytes, reason: str, event: Any) -> None:
         msg = event.message
         record = DeadLetter.of(raw, reason, msg.topic, msg.partition, msg.offset)

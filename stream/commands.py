@@ -30,6 +30,15 @@ def register(sub: Any) -> None:
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=worker)
 
+    p = sub.add_parser(
+        "health", help="exit 0 when Kafka and Redis answer (or, with --worker, this host's worker beats)",
+        description="A health check for scripts and containers: without options, Kafka and Redis "
+        "must answer; with --worker, a worker process on this host must have written a "
+        "heartbeat to Redis within --max-age seconds.")
+    p.add_argument("--worker", action="store_true", help="check this host's worker heartbeat")
+    p.add_argument("--max-age", type=float, default=15.0, help="seconds (default 15)")
+    p.set_defaults(func=health)
+
     p = sub.add_parser("run", help="the whole system: services, worker, learner, API, simulator, live view")
     p.add_argument("--rate", type=float, default=None, help="simulated transactions per second")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -78,6 +87,40 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     worker.spinner = None
     worker.execute_from_commandline()
     return 0
+
+
+def health(args: argparse.Namespace, settings: Settings) -> int:
+    import socket
+    import time
+
+    import redis
+
+    from stream.metrics import workers_key
+    from stream.services import Services, kafka_healthy, redis_healthy
+
+    kafka, redis_url = Services(settings).addresses()
+    if args.worker:
+        host = socket.gethostname()
+        client = redis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            members = client.zrangebyscore(workers_key(settings.key_prefix),
+                                           time.time() - args.max_age, "+inf")
+        except redis.RedisError as exc:
+            raise ServiceError(f"Redis at {redis_url}: {exc}") from exc
+        finally:
+            client.close()
+        names = [m.decode() if isinstance(m, bytes) else str(m) for m in members]  # type: ignore[union-attr]
+        mine = [m for m in names if m.partition("|")[2].startswith(f"{host}-")]
+        print(f"worker heartbeat on {host}: " + (", ".join(mine) if mine else "none"))
+        return 0 if mine else 1
+    ok_redis = redis_healthy(redis_url)
+    try:
+        ok_kafka = kafka_healthy(kafka)
+    except Exception:  # noqa: BLE001 - any failure is "not healthy"
+        ok_kafka = False
+    print(f"kafka  {kafka:<28} {'healthy' if ok_kafka else 'DOWN'}")
+    print(f"redis  {redis_url:<28} {'healthy' if ok_redis else 'DOWN'}")
+    return 0 if ok_kafka and ok_redis else 1
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

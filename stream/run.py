@@ -9,6 +9,7 @@ to ``<home>/logs/``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,28 @@ from fraudstream.errors import ServiceError
 from fraudstream.settings import Settings
 from stream.services import Services, port_open, wait_for
 
-__all__ = ["SystemRunner", "render_status"]
+__all__ = ["SystemRunner", "render_status", "settings_env"]
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that gives a child process these very settings (``FRAUDSTREAM_*``).
+
+    >>> env = settings_env(Settings(_env_file=None, key_prefix="k1", challengers=["hat"]), base={})
+    >>> env["FRAUDSTREAM_KEY_PREFIX"], env["FRAUDSTREAM_CHALLENGERS"], "FRAUDSTREAM_REDIS_URL" in env
+    ('k1', '["hat"]', False)
+    """
+    env = dict(os.environ if base is None else base)
+    for name, value in settings.model_dump(mode="json").items():
+        key = f"FRAUDSTREAM_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
 
 
 @dataclass
@@ -40,6 +62,7 @@ class SystemRunner:
     rate: float = 200.0
     scorers: int = 1
     simulate: bool = True
+    sim_config: Any = None  # a stream.simulator.SimConfig; None: the default for the settings
     console: Console = field(default_factory=lambda: Console(stderr=True))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     _services: Services | None = None
@@ -69,14 +92,7 @@ class SystemRunner:
             raise ServiceError(
                 f"port {self.settings.api_port} is taken; set FRAUDSTREAM_API_PORT to a free port"
             )
-        env = {
-            **os.environ,
-            "FRAUDSTREAM_KAFKA_BOOTSTRAP": addresses["kafka"],
-            "FRAUDSTREAM_REDIS_URL": addresses["redis"],
-            "FRAUDSTREAM_HOME": str(self.settings.home),
-            "FRAUDSTREAM_API_PORT": str(self.settings.api_port),
-            "FRAUDSTREAM_API_HOST": self.settings.api_host,
-        }
+        env = settings_env(self.settings)
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         cli = [sys.executable, "-m", "fraudstream"]
@@ -122,12 +138,26 @@ class SystemRunner:
         def target() -> None:
             try:
                 run_simulation(self.settings, self.rate, self._sim_stop, stats=self.sim_stats,
-                               bootstrap=self.settings.kafka_bootstrap, create_topics=False)
+                               config=self.sim_config, bootstrap=self.settings.kafka_bootstrap,
+                               create_topics=False)
             except Exception as exc:  # noqa: BLE001 - shown in the live view
                 self.sim_error = str(exc)
 
         self._sim_thread = threading.Thread(target=target, name="simulator", daemon=True)
         self._sim_thread.start()
+
+    def pause_simulator(self, timeout: float = 10.0) -> None:
+        """Stop the simulated traffic (what was sent is flushed to Kafka first)."""
+        self._sim_stop.set()
+        if self._sim_thread is not None:
+            self._sim_thread.join(timeout=timeout)
+            self._sim_thread = None
+
+    def resume_simulator(self) -> None:
+        """Start simulated traffic again (a new run: new ids, new ``sim_stats``)."""
+        self.pause_simulator()
+        self._sim_stop = threading.Event()
+        self._start_simulator()
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -188,21 +218,41 @@ def render_status(status: dict[str, Any] | None, sim: Any, api_url: str,
         table.add_row("decisions", f"decline {status['decline_rate']:.2%}   review "
                                    f"{status['review_rate']:.2%}   (last 60 s)")
         table.add_row("declined", f"{counts['decline']:,} ({counts['decline'] / scored:.2%} of all)")
-        table.add_row("dead letters", f"{counts['dead_letters']:,}")
-        table.add_row("labels learned", f"{counts['labels_learned']:,}")
+        dl = status.get("dead_letters") or {}
+        table.add_row("dead letters", f"{counts['dead_letters']:,}  ({dl.get('last_minute', 0):,} in the "
+                                      "last minute)")
+        fraud_rate = status.get("fraud_rate")
+        table.add_row("labels learned", f"{counts['labels_learned']:,}  (fraud "
+                      + (f"{fraud_rate:.2%} in the last 60 s)" if fraud_rate is not None else "rate: none yet)"))
+        lag = status.get("lag") or {}
+        if lag:
+            table.add_row("consumer lag", "   ".join(f"{g}: {v['total']:,}" for g, v in lag.items()))
         models = status.get("models") or {}
-        if models:
-            table.add_row("champion", f"{models.get('name', '?')} {models.get('version', '?')}")
+        champion = models.get("champion") or {}
+        if champion:
+            m = champion.get("metrics") or {}
+            extra = (f"  AP {m['average_precision']:.3f} over {m.get('labels', 0):,} labels"
+                     if m.get("average_precision") is not None else "")
+            table.add_row("champion", f"{champion.get('model', '?')} {champion.get('version', '?')}{extra}")
+        criteria = status.get("criteria") or {}
+        if criteria:
+            word = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]"}.get(
+                criteria.get("status", ""), criteria.get("status", "?"))
+            failing = [c["criterion"] for c in criteria.get("criteria", []) if c.get("passed") is False]
+            table.add_row("success criteria", word + (f" ({', '.join(failing)})" if failing else ""))
         workers = status["components"]["workers"]
         alive = sum(1 for w in workers if w["alive"])
         table.add_row("workers", f"{alive} alive of {len(workers)}")
+        alerts = status.get("alerts") or []
+        if alerts:
+            table.add_row("alerts", "\n".join(f"[red]{a['summary']}[/red]" for a in alerts[:5]))
     if sim is not None:
         sent, fraud = sim.transactions, sim.frauds
         table.add_row("simulator", f"{sent:,} transactions sent ({sim.rate:.0f}/s), {fraud:,} fraud "
                                    f"({fraud / max(1, sent):.2%}), {sim.labels:,} labels, "
                                    f"{sim.sim_days:.1f} simulated days"
                       + (f"  [red]{sim_error}[/red]" if sim_error else ""))
-    footer = f"API {api_url}/status   docs {api_url}/docs   Ctrl-C stops everything"
+    footer = f"dashboard {api_url}/dashboard   API {api_url}/docs   Ctrl-C stops everything"
     return Panel(Group(table), title="fraudstream live", subtitle=footer)
 
 

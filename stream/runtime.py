@@ -19,7 +19,8 @@ from fraudstream.settings import Settings
 from models.registry import ModelRegistry
 from models.watcher import ChampionWatcher
 from models.zoo import build_model
-from stream.metrics import WorkerMetrics
+from stream.event_log import record_model_events
+from stream.metrics import WorkerMetrics, workers_key
 from stream.schemas import Label, ScoredEvent
 from stream.scoring import Scorer
 
@@ -51,6 +52,7 @@ class Runtime:
         self._scorer: Scorer | None = None
         self._learner: Any = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._events_to_log: list[bytes] = []
 
     @property
     def store(self) -> OnlineFeatureStore:
@@ -98,18 +100,49 @@ class Runtime:
         self.ready.set()
         log.info("worker ready: role=%s champion=%s", self.role, self.models.version)
 
+    @property
+    def _heartbeat_key(self) -> str:
+        return f"{self.settings.key_prefix}:worker:{self.metrics.worker_id}"
+
+    @property
+    def _member(self) -> str:
+        return f"{self.role}|{self.metrics.worker_id}"
+
     async def _heartbeats(self) -> None:
-        key = f"{self.settings.key_prefix}:worker:{self.metrics.worker_id}"
+        """Every second: the heartbeat (see ``stream/metrics.py``) and the model events to log."""
         while True:
             try:
-                self.metrics.model = self.describe_models()
-                if self._learner is not None:
-                    self.metrics.model["learner"] = self._learner.status()
-                assert self.redis is not None
-                await self.redis.set(key, orjson.dumps(self.metrics.heartbeat()), ex=15)
+                await self.beat()
             except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop scoring
                 log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(self.HEARTBEAT_S)
+
+    async def beat(self) -> None:
+        """Write this worker's heartbeat and append the pending model events to the event log."""
+        self.metrics.model = self.describe_models()
+        if self._learner is not None:
+            status = self._learner.status()
+            self.metrics.model["learner"] = status
+            if self.role == "learner":  # its watcher is not refreshed: report what it learns
+                self.metrics.model.update(name=status["champion"]["model"],
+                                          version=status["champion"]["version"])
+        assert self.redis is not None
+        beat = self.metrics.heartbeat()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._heartbeat_key, orjson.dumps(beat), ex=15)
+        pipe.zadd(workers_key(self.settings.key_prefix), {self._member: beat["at"]})
+        await pipe.execute()
+        if self._events_to_log:
+            events, self._events_to_log = self._events_to_log, []
+            await record_model_events(self.redis, self.settings.key_prefix, events)
+
+    def _model_events(self, events: list[Any]) -> list[bytes]:
+        """Events as the bytes published to ``model-events``; counted and queued for the log."""
+        out = [_event_bytes(e) for e in events]
+        for e in events:
+            self.metrics.count(f"model_events.{getattr(e, 'kind', 'other')}")
+        self._events_to_log.extend(out)
+        return out
 
     def describe_models(self) -> dict[str, Any]:
         """The champion and challengers this process scores with."""
@@ -138,30 +171,45 @@ class Runtime:
             card_id=join.card_id, event_time=join.event_time or time.time(),
         )
         self.metrics.count("labels_learned")
-        return [_event_bytes(e) for e in events]
+        if label.is_fraud:
+            self.metrics.count("labels_fraud")
+        return self._model_events(events)
 
     def after_learning(self) -> list[bytes]:
         """Adopt operators' promotions, snapshot the learned champion when due; their events."""
-        return [_event_bytes(e) for e in self._learner.tick(time.time())]
+        return self._model_events(self._learner.tick(time.time()))
 
     def observe(self, payloads: list[bytes]) -> list[bytes]:
         """Data drift on scored events (no labels needed)."""
-        out: list[bytes] = []
+        out: list[Any] = []
         for raw in payloads:
             try:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            for e in self._learner.observe(event.get("features", {}), float(event.get("score", 0.0))):
-                out.append(_event_bytes(e))
+            out.extend(self._learner.observe(event.get("features", {}), float(event.get("score", 0.0))))
         self.metrics.count("observed", len(payloads))
-        return out
+        return self._model_events(out)
 
     async def close(self) -> None:
+        """Stop the heartbeat; a clean stop also leaves the list of workers (it is not "down")."""
         if self._heartbeat_task:
             self._heartbeat_task.cancel()
+            self._heartbeat_task = None
         if self.redis is not None:
+            try:
+                if self._events_to_log:
+                    await record_model_events(self.redis, self.settings.key_prefix,
+                                              self._events_to_log)
+                    self._events_to_log = []
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.delete(self._heartbeat_key)
+                pipe.zrem(workers_key(self.settings.key_prefix), self._member)
+                await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                log.warning("could not deregister the worker: %s", exc)
             await self.redis.aclose()
+            self.redis = None
 
 
 def ensure_champion(registry: ModelRegistry, settings: Settings) -> None:

@@ -1,7 +1,8 @@
 """``/predictions/{transaction_id}``: a scored transaction, from Redis while it lives.
 
-The scored event as the worker (or ``/score``) stored it: score, decision, model name and
-version, the reasons, the features the model saw, and the label once the learner applied one.
+The scored event as the worker (or ``/score``) stored it (``scored``: score, decision, model name
+and version, the reasons, the features the model saw), the label once the learner applied one,
+and the feature snapshot kept for the learner's join.
 Events live ``FRAUDSTREAM_PREDICTION_TTL`` (45 days by default); after that, or for an id never
 scored, the answer is 404 with the reason.
 """
@@ -27,10 +28,19 @@ class LabelPublic(BaseModel):
     source: str
 
 
-class PredictionPublic(ScoredEvent):
-    """The scored event, and its label once known."""
+class PredictionPublic(BaseModel):
+    """What Redis keeps of a scored transaction (:meth:`OnlineFeatureStore.get_prediction`)."""
 
+    transaction_id: str
+    scored: ScoredEvent = Field(description="the scored event as published: score, decision, "
+                                "model name and version, reasons, the features the model saw")
     label: LabelPublic | None = Field(default=None, description="null until the label arrives")
+    features: dict[str, float | None] | None = Field(
+        default=None, description="the feature snapshot kept for the learner's join (null once "
+                                  "it expired)")
+    event_time: float | None = Field(default=None, description="epoch seconds")
+    card_id: str | None = None
+    terminal_id: str | None = None
 
 
 @router.get("/{transaction_id}", response_model=PredictionPublic,
@@ -52,5 +62,4 @@ async def get_prediction(
         raise HTTPException(status.HTTP_404_NOT_FOUND, (
             f"no prediction for transaction {transaction_id!r}: its features were computed but "
             "its scored event is gone (expired, or it was never saved)"))
-    label = found["label"]
-    return PredictionPublic(**found["scored"], label=LabelPublic(**label) if label else None)
+    return PredictionPublic.model_validate(found)

@@ -69,8 +69,11 @@ def test_score_then_predictions(scoring_api: TestClient) -> None:
     assert got.status_code == 200
     body = got.json()
     assert body["label"] is None
-    assert without_timing(body) == {**without_timing(orjson.loads(r.content)), "label": None}
-    assert body["model_version"] == api.champion  # type: ignore[attr-defined]
+    assert body["scored"] == orjson.loads(r.content)  # the event as /score returned it
+    assert body["scored"]["model_version"] == api.champion  # type: ignore[attr-defined]
+    assert body["card_id"] == "c1" and body["terminal_id"] == "t1"
+    assert body["event_time"] == T0.timestamp() + 0
+    assert body["features"] == {k: v for k, v in event.features.items()}  # no extra fields sent
 
     low = api.post("/score", json=tx(2, minutes=5, amount=3.0), headers=AUTH).json()
     assert low["score"] < 0.5 and low["decision"] == "approve"
