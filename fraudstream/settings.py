@@ -139,6 +139,15 @@ class Settings(BaseSettings):
     challenger_max_labels: int = Field(
         default=50_000, ge=1, description="a drift challenger still not promoted after this many labels is dropped"
     )
+    drift_detection: bool = Field(
+        default=True, description="ADWIN on the champion's prequential error starts challengers "
+        "(off: the champion only learns online, nothing replaces it but an operator)"
+    )
+    drift_classes: list[Literal["fraud", "genuine"]] = Field(
+        default_factory=lambda: ["fraud"],
+        description="classes whose prequential error is watched for concept drift (genuine "
+        "labels arrive in the daily rhythm of maturity: their error has a daily cycle)",
+    )
     drift_delta: float = Field(default=0.002, gt=0.0, lt=1.0, description="ADWIN delta of the concept drift alarm")
     drift_warning_delta: float = Field(
         default=0.05, gt=0.0, lt=1.0, description="ADWIN delta of the (more sensitive) warning detector"

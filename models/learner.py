@@ -8,11 +8,13 @@ returned :class:`~models.events.ModelEvent` to ``model-events``.
 
 For each label, prequentially: every model (the champion, the challengers, a background model)
 predicts BEFORE it learns; the prediction updates its rolling metrics
-(:class:`~models.metrics.RollingMetrics`); then it learns. Once the champion has learned
+(:class:`~models.metrics.RollingMetrics`); then it learns. Unless ``drift_detection`` is off, once the champion has learned
 ``drift_warmup`` labels (a model's error while it first learns is no concept drift), its
-per-class error feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
+per-class error (the classes of ``drift_classes``: the frauds by default, see
+:mod:`models.drift`) feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
 
-- a WARNING starts a background model (fresh, the champion's name and parameters) that learns
+- a WARNING starts a background model (the champion's name and parameters, fresh but with the
+  champion's input statistics: :meth:`~models.zoo.Model.restart`) that learns
   from then on, in shadow like a challenger (it may be promoted by the same rule below: an
   online champion partly adapts to a change, so its error may fall back before ADWIN at the
   drift level is sure); it is dropped after ``warning_max_labels`` labels without drift;
@@ -71,6 +73,8 @@ class LearnerConfig:
     promote_configured_challengers: bool = True
     challenger_max_labels: int = 50_000
     max_drift_challengers: int = 2
+    drift_detection: bool = True
+    drift_classes: tuple[str, ...] = ("fraud",)
     drift_delta: float = 0.002
     drift_warning_delta: float | None = 0.05
     drift_cooldown: int = 1000
@@ -101,6 +105,8 @@ class LearnerConfig:
             "promotion_check_every": s.promotion_check_every,
             "promote_configured_challengers": s.promote_configured_challengers,
             "challenger_max_labels": s.challenger_max_labels,
+            "drift_detection": s.drift_detection,
+            "drift_classes": tuple(s.drift_classes),
             "drift_delta": s.drift_delta,
             "drift_warning_delta": s.drift_warning_delta,
             "drift_cooldown": s.drift_cooldown,
@@ -171,6 +177,7 @@ class OnlineLearner:
             warning_delta=c.drift_warning_delta,
             cooldown=c.drift_cooldown,
             min_change=c.drift_min_change,
+            classes=c.drift_classes,
         )
         self.data = DataDriftMonitor(
             c.drift_features, delta=c.data_drift_delta, cooldown=c.data_drift_cooldown
@@ -283,7 +290,7 @@ class OnlineLearner:
             slot.last_event_time = event_time
             if slot is self.champion:
                 p_champion = p
-        if self.champion.model.labels_learned > self.config.drift_warmup:
+        if self.config.drift_detection and self.champion.model.labels_learned > self.config.drift_warmup:
             for alarm in self.concept.update(y, p_champion):
                 events.append(self._on_alarm(alarm, event_time))
         self._expire(event_time)
@@ -297,7 +304,7 @@ class OnlineLearner:
         if alarm.level == "warning":
             started = self.background is None
             if started:
-                self.background = self._slot("background", champ.model.clone(), "warning",
+                self.background = self._slot("background", champ.model.restart(), "warning",
                                              drift=evidence)
             evidence["background_started"] = started
             return self._event("warning", champ, evidence, event_time)
@@ -310,7 +317,7 @@ class OnlineLearner:
             slot.label, slot.origin = label, "warning"
             evidence["challenger_from"] = f"background model started at a warning {bg.labels} labels ago"
         else:
-            slot = self._slot(label, champ.model.clone(), "drift")
+            slot = self._slot(label, champ.model.restart(), "drift")
             evidence["challenger_from"] = "fresh model started at the drift point"
         slot.drift = evidence
         evidence["challenger"] = label

@@ -340,7 +340,7 @@ class Services:
         ]
         cluster_id = _kafka_cluster_id()
         fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+            [*java, "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
              "-c", str(props)],
             capture_output=True, text=True, check=False,
         )

@@ -114,3 +114,35 @@ def test_data_drift_silent_on_a_stationary_stream(seed: int) -> None:
     amount, score = _tx(150_000, shift_at=None, seed=10 + seed)
     assert not [i for i in range(len(amount))
                 if mon.update({"amount": float(amount[i])}, float(score[i]))]
+
+
+def _daily_genuine_cycle(n: int, seed: int):  # type: ignore[no-untyped-def]
+    """(y, p) of a fixed, good model whose genuine error doubles every 'night' (1,000 of 4,000)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.03
+    night = (np.arange(n) % 4000) < 1000
+    genuine = np.where(night, rng.beta(1, 12, n) + 0.06, rng.beta(1, 12, n))
+    return y, np.where(y, rng.beta(5, 2, n), np.clip(genuine, 0, 1))
+
+
+def test_a_daily_cycle_of_the_genuine_error_alarms_only_when_genuine_is_watched() -> None:
+    y, p = _daily_genuine_cycle(40_000, seed=1)
+    both = ConceptDriftMonitor(cooldown=1000, warning_delta=None)
+    frauds = ConceptDriftMonitor(cooldown=1000, warning_delta=None, classes=("fraud",))
+    alarms_both = [a for i in range(len(y)) for a in both.update(bool(y[i]), float(p[i]))]
+    alarms_frauds = [a for i in range(len(y)) for a in frauds.update(bool(y[i]), float(p[i]))]
+    assert alarms_both and {a.detector for a in alarms_both} == {"error_genuine"}
+    assert alarms_frauds == []
+
+
+def test_watching_only_frauds_still_finds_a_fraud_drift() -> None:
+    mon = ConceptDriftMonitor(cooldown=2000, classes=("fraud",))
+    y, p = _labels(40_000, change_at=20_000, seed=0)
+    drifts = [(i, a) for i in range(len(y)) for a in mon.update(bool(y[i]), float(p[i]))
+              if a.level == "drift"]
+    assert len(drifts) == 1 and 20_000 <= drifts[0][0] < 22_000
+
+
+def test_unknown_classes_are_refused() -> None:
+    with pytest.raises(ValueError, match="fraud and/or genuine"):
+        ConceptDriftMonitor(classes=("chargebacks",))

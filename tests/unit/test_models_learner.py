@@ -277,3 +277,23 @@ def test_from_settings_and_restart_continue_the_champion(tmp_path: Path) -> None
 
 def registry_names(root: Path) -> list[str]:
     return [m.name for m in ModelRegistry(root, "secret").list()]
+
+
+def test_drift_detection_off_keeps_one_model_learning(registry: ModelRegistry) -> None:
+    learner = OnlineLearner(registry, config(drift_detection=False), clock=lambda: 0.0)
+    events = run(learner, stream(26_000, drift_at=12_000, seed=0))
+    assert [e.kind for _, e in events] == []
+    assert learner.challengers == [] and learner.background is None
+    assert learner.champion.labels == 26_000 and learner.concept.labels == 0
+
+
+def test_drift_challengers_keep_the_champions_input_scaling(registry: ModelRegistry) -> None:
+    learner = OnlineLearner(registry, config(warning_max_labels=1), clock=lambda: 0.0)
+    events = run(learner, stream(12_400, drift_at=12_000, seed=0))
+    assert "drift" in [e.kind for _, e in events]
+    challenger = learner.challengers[0]
+    champ_scaler, ch_scaler = learner.champion.model.scaler, challenger.model.scaler
+    assert ch_scaler is not champ_scaler
+    # the challenger's scaler went on from the champion's statistics (counts > its own labels)
+    assert ch_scaler.counts["amount"] > challenger.labels
+    assert challenger.model.labels_learned == challenger.labels  # the concept is learned afresh

@@ -317,3 +317,23 @@ def test_reason_codes_are_fast_enough_to_run_on_every_transaction() -> None:
     m.hst.score_one = counting
     m.explain_one(rows[0])
     assert calls == 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_restart_learns_afresh_and_keeps_input_statistics(name: str) -> None:
+    model = build_model(name)
+    rows = [({"amount": float(i % 97), "n": float(i % 7)}, i % 97 > 90) for i in range(600)]
+    for x, y in rows:
+        model.observe_one(x)
+        model.learn_one(x, y)
+    fresh = model.restart()
+    assert type(fresh) is type(model) and fresh.params == model.params
+    assert fresh.labels_learned == 0
+    if name == "logreg":
+        assert fresh.scaler is not model.scaler
+        assert fresh.scaler.counts["amount"] == model.scaler.counts["amount"] == 600
+        assert fresh.lr._weights == {} or all(w == 0 for w in fresh.lr._weights.values())
+        fresh.learn_one(*rows[0])  # learning the copy leaves the original alone
+        assert model.scaler.counts["amount"] == 600
+    p = fresh.predict_proba_one(rows[0][0])
+    assert 0.0 <= p <= 1.0
