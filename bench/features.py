@@ -100,7 +100,8 @@ def synthetic_stream(days: int, cards: int, terminals: int, seed: int = 7) -> tu
 
 async def memory(client: Any, prefix: str) -> dict[str, Any]:
     """Bytes (MEMORY USAGE, exact) of every key under ``prefix``, by kind, and per entity."""
-    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "sc": "scored"}
+    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "lb": "label",
+             "sc": "scored"}
     total: dict[str, int] = dict.fromkeys(kinds.values(), 0)
     entities: dict[str, set[str]] = {k: set() for k in kinds.values()}
     keys: dict[str, int] = dict.fromkeys(kinds.values(), 0)
@@ -239,7 +240,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     days = 3 if args.quick else 30
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "quick": bool(args.quick),
     }
     with tempfile.TemporaryDirectory() as home:
@@ -278,6 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await client.aclose()
             await pool.disconnect()
             svc.down()
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -303,8 +306,8 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"| {title}, {r[key]['days']} days: Redis bytes per card / terminal / card x terminal | "
                      f"{m['card']['bytes_per_entity']} / {m['terminal']['bytes_per_entity']} / "
                      f"{m['card_terminal']['bytes_per_entity']} |")
-        lines.append(f"| {title}: bytes per transaction snapshot (kept snapshot TTL) | "
-                     f"{m['snapshot']['bytes_per_entity']} |")
+        lines.append(f"| {title}: bytes per transaction snapshot / per label (kept snapshot TTL) | "
+                     f"{m['snapshot']['bytes_per_entity']} / {m['label']['bytes_per_entity']} |")
         p = r[key]["parity"]
         lines.append(f"| {title}: parity online vs offline ({p['rows']} tx x {p['features']} features) | "
                      f"{'equal' if p['ok'] else 'DIFFERENT'}, max abs diff {p['max_abs_diff']:.3g} |")
@@ -327,6 +330,8 @@ def main() -> int:
     args = parser.parse_args()
     results = asyncio.run(run(args))
     print(table(results))
+    print(f"load average (1, 5, 15 min) at start {results['machine']['load_average_at_start']}, "
+          f"at end {results['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -19,11 +19,6 @@ __all__ = ["render"]
 
 _COMMON = r"""
 local function fmt(x) return string.format('%.0f', x) end
-local function split(v)
-  local r = {}
-  for x in string.gmatch(v, '[^,]+') do r[#r + 1] = tonumber(x) end
-  return r
-end
 local function ttl(cfg, lateness)
   return math.ceil(((cfg.reach + 2) * cfg.w + lateness) / 1000000)
 end
@@ -41,10 +36,8 @@ end
 # ARGV[7] amount in cents, ARGV[6 + 2g] bucket of group g, ARGV[7 + 2g] its distinct value.
 _PROCESS = r"""
 local snap = KEYS[1]
-if redis.call('EXISTS', snap) == 1 then
-  local v = redis.call('HMGET', snap, 'r', 'i')
-  return {'duplicate', v[1], v[2], redis.call('GET', KEYS[2])}
-end
+local prior = redis.call('GET', snap)
+if prior then return {'duplicate', prior, redis.call('GET', KEYS[2])} end
 local ts = tonumber(ARGV[1])
 local lateness = tonumber(ARGV[2])
 local cents = tonumber(ARGV[7])
@@ -83,10 +76,10 @@ for g = 1, #G do
     local fresh = (told == nil)  -- a new key or a new bucket field: (re)set the TTL
     if told ~= latest then set[#set + 1] = 't'; set[#set + 1] = fmt(latest) end
     if cfg.kind == 'tx' then
-      local ix = cfg.ix
+      local parse, hs, hq, hm = cfg.parse, cfg.hs, cfg.hq, cfg.hm
       local c, s, q, m = {}, {}, {}, {}
       for k = 1, nw do c[k] = 0; s[k] = 0; q[k] = 0; m[k] = false end
-      local cur = nil
+      local cc, cs, cq, cm = nil, 0, 0, 0  -- the current bucket
       for i = 1, #h, 2 do
         local f = h[i]
         if f ~= 't' then
@@ -94,15 +87,15 @@ for g = 1, #G do
           if b < keep then
             del[#del + 1] = f
           else
-            local v = split(h[i + 1])
-            if b == B then cur = v end
+            local vc, vs, vq, vm = parse(h[i + 1])
+            if b == B then cc, cs, cq, cm = vc, vs, vq, vm end
             for k = 1, nw do
               local wn = cfg.win[k]
               if b <= B - wn[1] and b >= B - wn[2] then
-                c[k] = c[k] + v[1]
-                if ix.s > 0 then s[k] = s[k] + v[ix.s] end
-                if ix.q > 0 then q[k] = q[k] + v[ix.q] end
-                if ix.m > 0 and ((not m[k]) or v[ix.m] > m[k]) then m[k] = v[ix.m] end
+                c[k] = c[k] + vc
+                if hs then s[k] = s[k] + vs end
+                if hq then q[k] = q[k] + vq end
+                if hm and ((not m[k]) or vm > m[k]) then m[k] = vm end
               end
             end
           end
@@ -116,22 +109,19 @@ for g = 1, #G do
           if (not m[k]) or cents > m[k] then m[k] = cents end
         end
         out[#out + 1] = fmt(c[k])
-        if ix.s > 0 then out[#out + 1] = fmt(s[k]) end
-        if ix.q > 0 then out[#out + 1] = fmt(q[k]) end
-        if ix.m > 0 then out[#out + 1] = m[k] and fmt(m[k]) or '' end
+        if hs then out[#out + 1] = fmt(s[k]) end
+        if hq then out[#out + 1] = fmt(q[k]) end
+        if hm then out[#out + 1] = m[k] and fmt(m[k]) or '' end
       end
-      if not cur then fresh = true; cur = {0, 0, 0, 0} end
-      local nv = {fmt(cur[1] + 1)}
-      if ix.s > 0 then nv[ix.s] = fmt(cur[ix.s] + cents) end
-      if ix.q > 0 then nv[ix.q] = fmt(cur[ix.q] + cents * cents) end
-      if ix.m > 0 then
-        local mm = cents
-        if cur[1] > 0 and cur[ix.m] > mm then mm = cur[ix.m] end
-        nv[ix.m] = fmt(mm)
+      if not cc then
+        fresh = true
+        cc, cs, cq, cm = 0, 0, 0, cents
+      elseif cents > cm then
+        cm = cents
       end
       if B >= keep then
         set[#set + 1] = bs
-        set[#set + 1] = table.concat(nv, ',')
+        set[#set + 1] = cfg.format(cc + 1, cs + cents, cq + cents * cents, cm)
       end
     elseif cfg.kind == 'distinct' then
       local val = ARGV[7 + 2 * g]
@@ -181,12 +171,12 @@ for g = 1, #G do
           if b < keep then
             del[#del + 1] = fl
           else
-            local v = split(h[i + 1])
+            local vn, vf = cfg.parse(h[i + 1])
             for k = 1, nw do
               local wn = cfg.win[k]
               if b <= B - wn[1] and b >= B - wn[2] then
-                n[k] = n[k] + v[1]
-                f[k] = f[k] + v[2]
+                n[k] = n[k] + vn
+                f[k] = f[k] + vf
               end
             end
           end
@@ -240,24 +230,25 @@ end
 
 -- 4. the snapshot: what a duplicate returns and what the learner joins labels with
 local raw = table.concat(out, ',')
-redis.call('HSET', snap, 'r', raw, 'i', ARGV[4], 'k', ARGV[5])
-redis.call('EXPIRE', snap, tonumber(ARGV[3]))
+redis.call('SET', snap, raw .. '\30' .. ARGV[4] .. '\30' .. ARGV[5], 'EX', tonumber(ARGV[3]))
 return {'new', raw}
 """
 
-# KEYS[1] snapshot hash, KEYS[2] scored event. ARGV[1] label JSON, ARGV[2] 1 = fraud, 0 = not,
-# ARGV[3] allowed lateness (us). The snapshot's field k lists, per label group of the
+# KEYS[1] snapshot, KEYS[2] scored event, KEYS[3] label. ARGV[1] label JSON, ARGV[2] 1 = fraud,
+# 0 = not, ARGV[3] allowed lateness (us). The snapshot's third part lists, per label group of the
 # transaction: group index, key, bucket, event time (one per line).
 _LABEL = r"""
-local v = redis.call('HMGET', KEYS[1], 'r', 'i', 'k', 'l')
-if not v[1] then return {'unknown'} end
+local v = redis.call('GET', KEYS[1])
+if not v then return {'unknown'} end
 local sc = redis.call('GET', KEYS[2])
-if v[4] then return {'duplicate', v[1], v[2], sc} end
-redis.call('HSET', KEYS[1], 'l', ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'duplicate', v, sc} end
+local left = redis.call('TTL', KEYS[1])
+redis.call('SET', KEYS[3], ARGV[1], 'EX', left > 0 and left or 1)
 local fraud = tonumber(ARGV[2])
 local lateness = tonumber(ARGV[3])
+local targets = string.match(v, '^[^\30]*\30[^\30]*\30(.*)$') or ''
 local parts = {}
-for x in string.gmatch(v[3] or '', '[^\n]+') do parts[#parts + 1] = x end
+for x in string.gmatch(targets, '[^\n]+') do parts[#parts + 1] = x end
 for i = 1, #parts - 3, 4 do
   local cfg = G[tonumber(parts[i])]
   local key, bs, ts = parts[i + 1], parts[i + 2], tonumber(parts[i + 3])
@@ -268,26 +259,47 @@ for i = 1, #parts - 3, 4 do
   if tonumber(bs) >= math.floor((latest - lateness) / cfg.w) - cfg.reach then
     local cur = redis.call('HGET', key, bs)
     local n, f = 0, 0
-    if cur then
-      local a = split(cur)
-      n, f = a[1], a[2]
-    end
-    redis.call('HSET', key, bs, fmt(n + 1) .. ',' .. fmt(f + fraud), 't', fmt(latest))
+    if cur then n, f = cfg.parse(cur) end
+    redis.call('HSET', key, bs, cfg.format(n + 1, f + fraud), 't', fmt(latest))
     redis.call('EXPIRE', key, ttl(cfg, lateness))
   end
 end
-return {'new', v[1], v[2], sc}
+return {'new', v, sc}
 """
 
 
+def _codecs(g: Group) -> tuple[str, str]:
+    """Lua (parse, format) of a bucket value: parse returns c, s, q, m (tx; 0 when not kept) or
+    n, f (label); format takes the same four (tx) or two (label) numbers."""
+    if g.kind == "distinct":
+        return "nil", "nil"
+    stats = g.stats if g.kind == "tx" else ("n", "f")
+    names = [chr(ord("a") + i) for i in range(len(stats))]
+    pattern = "^" + ",".join(["(%d+)"] * len(stats)) + "$"
+    if g.kind == "tx":
+        order = {st: names[i] for i, st in enumerate(stats)}
+        ret = ", ".join(f"tonumber({order[st]})" if st in order else "0" for st in ("c", "s", "q", "m"))
+        args = "c, s, q, m"
+        fmt_args = ", ".join(stats)
+    else:
+        ret = ", ".join(f"tonumber({n})" for n in names)
+        args = fmt_args = "n, f"
+    parse = (f"function(v) local {', '.join(names)} = string.match(v, '{pattern}') "
+             f"return {ret} end")
+    spec = ",".join(["%.0f"] * len(stats))
+    fmt = f"function({args}) return string.format('{spec}', {fmt_args}) end"
+    return parse, fmt
+
+
 def _group_table(g: Group) -> str:
-    ix = {s: (g.stats.index(s) + 1 if s in g.stats else 0) for s in ("s", "q", "m")}
     windows = ", ".join(f"{{{d}, {d + n - 1}}}" for d, n in g.windows)
+    parse, fmt = _codecs(g)
+    flags = ", ".join(f"h{s} = {'true' if s in g.stats else 'false'}" for s in ("s", "q", "m"))
     return (
         f"  {{kind = '{g.kind}', ordered = {'true' if g.entity.startswith('card') else 'false'}, "
         f"w = {g.width_s * 1_000_000}, reach = {g.reach}, "
-        f"nout = {len(g.outputs())}, ix = {{s = {ix['s']}, q = {ix['q']}, m = {ix['m']}}}, "
-        f"win = {{{windows}}}}},  -- {g.entity} {g.kind} {g.width_s}s {g.source}"
+        f"nout = {len(g.outputs())}, {flags}, win = {{{windows}}},  -- {g.entity} {g.kind} "
+        f"{g.width_s}s {g.source}\n    parse = {parse},\n    format = {fmt}}},"
     )
 
 
