@@ -45,3 +45,10 @@ def test_every_mutating_endpoint_needs_the_key(api: TestClient) -> None:
         assert r.status_code == 403 and r.json() == {"detail": "wrong API key"}, (method, path)
     for method, path in READ_ONLY_POSTS:
         assert "security" not in spec["paths"][path][method]
+
+
+def test_status_series_refuses_a_since_out_of_range(api: TestClient) -> None:
+    """A `since` far in the future was a 500 (Redis: invalid stream id); now a 422 with a reason."""
+    resp = api.get("/status/series", params={"since": 4.9e16})
+    assert resp.status_code == 422
+    assert "since" in resp.text
