@@ -114,6 +114,10 @@ __all__ = ["STORAGE_VERSION", "FeatureResult", "LabelResult", "OnlineFeatureStor
 #: The layout of the values in Redis (part of every key): a new layout never reads an old one.
 STORAGE_VERSION = 2
 
+#: Amounts (base currency) from this one up are refused: their cents would not be exact integers
+#: in a double (2^53 cents), and an infinite product of amount and rate would not count at all.
+MAX_AMOUNT = 1e13
+
 
 @dataclass
 class FeatureResult:
@@ -267,11 +271,15 @@ class OnlineFeatureStore:
         return float(amount) * rate
 
     def reject_reason(self, tx: Transaction) -> str | None:
-        """Why ``process`` would refuse this transaction before any round trip (else None)."""
+        """Why ``process`` would refuse this transaction before any round trip (else None):
+        no exchange rate for its currency, or an amount too large to count in exact cents."""
         try:
-            self.to_base(tx.amount, tx.currency)
+            amount = self.to_base(tx.amount, tx.currency)
         except DataError as exc:
             return str(exc)
+        if not amount < MAX_AMOUNT:
+            return (f"amount {tx.amount:g} {tx.currency} is too large: at most {MAX_AMOUNT:g} "
+                    f"{self.base_currency}")
         return None
 
     def _entity_key(self, entity: str, tx: Transaction) -> str:
