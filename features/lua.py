@@ -301,7 +301,94 @@ end
 -- older buckets as I4, newest first). Its columns (per window: the number of distinct values,
 -- whether val is new) into out, its counts in H, its segment appended to pieces. Returns whether
 -- (B, val) is new. Names are not read: val is found with one plain search of the segment.
+local distinct_slow
+
 local function distinct_group(g, H, raw, pos, B, keep, val, inorder, out, pieces)
+  if not (inorder and g.undelayed) then
+    return distinct_slow(g, H, raw, pos, B, keep, val, inorder, out, pieces)
+  end
+  -- in order, every window ending at B: a value is in a window when its newest bucket is
+  local nv, len = H[g.o + 1], H[g.o + 2]
+  local stop = pos + len
+  local nw, e = g.nw, g.e
+  local low, d = {}, {}
+  for k = 1, nw do low[k], d[k] = max(B - e[k], keep), 0 end
+  local enc = spack('<I4', #val) .. val
+  local q = (val ~= '') and string.find(raw, enc, pos, true) or nil
+  local starts, newest = {}, {}
+  local vi, stale = nil, false
+  local p = pos
+  for x = 1, nv do
+    local k, b, n = sunpack('<I4I4I4', raw, p)
+    starts[x], newest[x] = p, b
+    for w = 1, nw do if b >= low[w] then d[w] = d[w] + 1 end end
+    while q and q < p + 8 do q = string.find(raw, enc, q + 1, true) end  -- inside a bucket list
+    if q == p + 8 then vi = x end
+    if b < keep then stale = true end
+    p = p + 8 + 4 + n + 4 * (k - 1)
+  end
+  for k = 1, nw do
+    local new = NAN
+    if val ~= '' then
+      if vi and newest[vi] >= low[k] then new = 0 else new = 1; d[k] = d[k] + 1 end
+    end
+    local c = g.col + 2 * (k - 1)
+    out[c], out[c + 1] = d[k], new
+  end
+  local add = (val ~= '' and B >= keep)
+  if not stale and (not add or (vi and newest[vi] == B)) then  -- unchanged
+    pieces[#pieces + 1] = sub(raw, pos, stop - 1)
+    return false
+  end
+  if vi and add and newest[vi] > B then  -- B is older than the value's newest bucket: in general
+    return distinct_slow(g, H, raw, pos, B, keep, val, inorder, out, pieces, true)
+  end
+  -- values whose newest bucket is below keep are dropped; val gets B as its newest bucket
+  local size, nkept, added = 0, 0, false
+  local run = nil  -- start of a run of values copied unchanged
+  starts[nv + 1] = stop
+  for x = 1, nv + 1 do
+    local keepx = x <= nv and (x == vi or newest[x] >= keep)
+    local rewrite = keepx and x == vi and add and newest[x] ~= B
+    if keepx and not rewrite then
+      if not run then run = starts[x] end
+    elseif run then
+      pieces[#pieces + 1] = sub(raw, run, starts[x] - 1)
+      size = size + starts[x] - run
+      run = nil
+    end
+    if keepx then nkept = nkept + 1 end
+    if rewrite then
+      -- B first, then the old newest and older buckets that are not below keep (a prefix)
+      local k, b, n = sunpack('<I4I4I4', raw, starts[x])
+      local older = starts[x] + 12 + n
+      local kept = 0
+      if b >= keep then
+        kept = 1
+        while kept < k and sunpack('<I4', raw, older + 4 * (kept - 1)) >= keep do kept = kept + 1 end
+      end
+      pieces[#pieces + 1] = spack('<I4I4I4', kept + 1, B, n) .. val
+      if kept > 0 then
+        pieces[#pieces + 1] = spack('<I4', b)
+        pieces[#pieces + 1] = sub(raw, older, older + 4 * (kept - 1) - 1)
+      end
+      size = size + 12 + n + 4 * kept
+      added = true
+    end
+  end
+  if add and not vi then  -- a value the group did not hold
+    pieces[#pieces + 1] = spack('<I4I4I4', 1, B, #val) .. val
+    size = size + 12 + #val
+    nkept = nkept + 1
+    added = true
+  end
+  H[g.o + 1], H[g.o + 2] = nkept, size
+  return added
+end
+
+-- The general case (an event older than the group's newest bucket, or a delayed window): every
+-- bucket of every value is read.
+distinct_slow = function(g, H, raw, pos, B, keep, val, inorder, out, pieces, counted)
   local nv, len = H[g.o + 1], H[g.o + 2]
   local stop = pos + len
   local enc = spack('<I4', #val) .. val
@@ -345,7 +432,7 @@ local function distinct_group(g, H, raw, pos, B, keep, val, inorder, out, pieces
       if seen then new = 0 else new = 1; d = d + 1 end
     end
     local c = g.col + 2 * (k - 1)
-    out[c], out[c + 1] = d, new
+    if not counted then out[c], out[c + 1] = d, new end
   end
   local add = (val ~= '' and B >= keep)
   if not stale and (not add or (vi and v[3 * vi - 1] == B)) then  -- unchanged
@@ -699,7 +786,8 @@ def _group_table(g: Group, o: int, col: int, arg: int, lateness_us: int) -> tupl
     ends = ", ".join(str(d + n - 1) for d, n in g.windows)
     if g.kind == "distinct":
         letters = ["I4", "I4"]  # number of values, segment length in bytes
-        extra = f", arg = {arg}"
+        undelayed = "true" if all(d == 0 for d, _ in g.windows) else "false"
+        extra = f", arg = {arg}, undelayed = {undelayed}"
     else:
         stats = list(g.stats) if g.kind == "tx" else ["n", "f"]
         ns = len(stats)
