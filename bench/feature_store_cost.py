@@ -17,7 +17,10 @@ first on ``sys.path``:
 4. reads ``MEMORY USAGE`` of every key of the store: bytes per card, terminal, card x terminal.
 
 Both trees share the redis-server and the machine, so their figures are comparable; absolute
-values depend on the machine's load (recorded with every repetition).
+values depend on the machine's load (recorded with every repetition). ``--instructions N`` also
+counts, once per tree, redis-server's instructions per transaction over N transactions of the
+last day under valgrind's callgrind (a private server loaded from an RDB of the warmed state):
+a figure the machine's load does not change.
 """
 
 from __future__ import annotations
@@ -161,6 +164,92 @@ async def _child(url: str, data: Path, n1: int, n100: int, prefix: str) -> dict[
         await client.aclose()
 
 
+async def _child_instructions(sock: str, data: Path, mode: str, pid: int, n: int) -> dict[str, Any]:
+    """``warm``: replay the history into the redis-server at ``sock`` and SAVE it; ``count``:
+    process ``n`` transactions of the last day (batches of 100) between a reset and a dump of
+    callgrind's counters of the redis-server ``pid``."""
+    import pandas as pd
+    import redis.asyncio as aioredis
+
+    from features.definitions import load_feature_set
+    from features.parity import replay_online, transactions_of
+    from features.store import OnlineFeatureStore
+
+    df = pd.read_parquet(data / "tx.parquet")
+    labels = pd.read_parquet(data / "labels.parquet")
+    rates = json.loads((data / "rates.json").read_text())
+    split = df.timestamp.max().normalize()
+    client = aioredis.Redis(unix_socket_path=sock)
+    try:
+        store = OnlineFeatureStore(client, load_feature_set("default"), key_prefix="instr",
+                                   allowed_lateness_s=3600, snapshot_ttl_s=45 * DAY,
+                                   prediction_ttl_s=45 * DAY, currency_rates=rates)
+        await store.load()
+        if mode == "warm":
+            hist = df[df.timestamp < split].reset_index(drop=True)
+            await replay_online(store, hist, labels=labels[labels.reported_at < split],
+                                batch_size=100)
+            await client.save()
+            return {}
+        txs = transactions_of(df[df.timestamp >= split].reset_index(drop=True))
+        await store.process(txs[:10])  # the first calls (not counted)
+        subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
+        for i in range(10, 10 + n, 100):
+            await store.process(txs[i:min(i + 100, 10 + n)])
+        subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+        return {}
+    finally:
+        await client.aclose()
+
+
+def _instructions(tree: Path, data: Path, tmp: Path, n: int) -> float:
+    """redis-server's instructions per transaction of ``process()`` (callgrind), for ``tree``."""
+    home = tmp / f"instr-{abs(hash(str(tree)))}"
+    home.mkdir()
+    sock = str(home / "redis.sock")
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+
+    def child(mode: str, pid: int) -> None:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child-instr", sock, str(data), mode,
+             str(pid), str(n)], env=env, cwd=str(tree), capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"instruction child for {tree} failed:\n{proc.stderr[-3000:]}")
+
+    def server(*prefix: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([*prefix, "redis-server", "--port", "0", "--unixsocket", sock,
+                                 "--dir", str(home), "--save", "", "--appendonly", "no"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                return proc
+            time.sleep(0.2)
+        proc.kill()
+        raise SystemExit("redis-server did not start")
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        subprocess.run(["redis-cli", "-s", sock, "shutdown", "nosave"], capture_output=True)
+        proc.wait(timeout=120)
+
+    plain = server()
+    try:
+        child("warm", plain.pid)
+    finally:
+        stop(plain)
+    out = home / "callgrind.out"
+    counted = server("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+    try:
+        child("count", counted.pid)
+    finally:
+        stop(counted)
+    dumps = sorted(home.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
+    for line in dumps[0].read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]) / n
+    raise SystemExit(f"no totals in {dumps[0]}")
+
+
 # -- the parent ------------------------------------------------------------------------------
 def _tree_of(ref: str, dest: Path) -> Path:
     """The files of git ``ref`` of this repository, extracted into ``dest``."""
@@ -192,8 +281,18 @@ def main() -> int:
     parser.add_argument("--n100", type=int, default=5)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "bench" / "results" / "feature_store_cost.json")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="also count redis-server's instructions per transaction over N "
+                             "transactions under valgrind's callgrind (load-independent; slow)")
     parser.add_argument("--child", nargs=3, metavar=("URL", "DATA", "PREFIX"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-instr", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_instr:
+        here = Path(__file__).resolve().parent
+        sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != here]
+        sock, data, mode, pid, n = args.child_instr
+        asyncio.run(_child_instructions(sock, Path(data), mode, int(pid), int(n)))
+        return 0
     if args.child:
         # bench/ itself must not shadow the tree's packages (bench/features.py vs features/)
         here = Path(__file__).resolve().parent
@@ -253,9 +352,16 @@ def main() -> int:
                           f"load {r['load_before'][0]}", flush=True)
         finally:
             svc.down()
+        if args.instructions:
+            results["instructions_per_tx"] = {}
+            for name, tree in trees.items():
+                results["instructions_per_tx"][name] = round(
+                    _instructions(tree, tmp, tmp, args.instructions))
+                print(f"{name}: {results['instructions_per_tx'][name]:,} redis-server "
+                      f"instructions per transaction (callgrind)", flush=True)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    summary = {}
-    for name in trees:
+    summary: dict[str, Any] = {}
+    for name in trees if results["runs"] else []:
         runs = [r for r in results["runs"] if r["tree"] == name]
 
         def med(path: tuple[str, ...], runs: list[dict] = runs) -> float:
@@ -296,8 +402,12 @@ def main() -> int:
             (f"replay of {args.days} days with labels, s", "replay_seconds")]
     print(f"| measure (median of {args.reps}) | {' | '.join(trees)} |")
     print("|---|" + "---|" * len(trees))
-    for title, key in rows:
+    for title, key in rows if summary else []:
         print(f"| {title} | " + " | ".join(f"{summary[n][key]:,}" for n in trees) + " |")
+    if "instructions_per_tx" in results:
+        print("| redis-server instructions per transaction, process(), batches of 100 "
+              "(callgrind) | " + " | ".join(f"{results['instructions_per_tx'][n]:,}" for n in trees)
+              + " |")
     print(f"load average at start {results['machine']['load_average_at_start']}, at end "
           f"{results['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,8 @@ async def memory(client: Any, prefix: str) -> dict[str, Any]:
             kind = kinds[parts[3]]
             total[kind] += int(size or 0)
             keys[kind] += 1
-            entities[kind].add(":".join(parts[4:-1]) if kind in ("card", "terminal", "card_terminal")
+            # one state key per card, terminal and pair (NS:c:{card}, NS:x:{len}:{card}:{terminal})
+            entities[kind].add(":".join(parts[4:]) if kind in ("card", "terminal", "card_terminal")
                                else parts[4])
         batch.clear()
 
