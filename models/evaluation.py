@@ -246,7 +246,9 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_dir: st
     for name, (y, s) in curves.items():
         rec, prec = M.precision_recall_curve(y, s)
         ap = M.average_precision(y, s)
-        ax.step(rec, prec, where="post", lw=1.4, label=f"{name} (AP {ap:.3f})")
+        if len(rec):  # precision P_n holds on (R_n-1, R_n]: the area is the AP
+            rec, prec = np.r_[0.0, rec], np.r_[prec[0], prec]
+        ax.step(rec, prec, where="pre", lw=1.4, label=f"{name} (AP {ap:.3f})")
         base = float(np.mean(np.asarray(y, dtype=float))) if len(y) else None
     if base is not None:
         ax.axhline(base, ls=":", color="grey", lw=1, label=f"fraud rate {base:.4f}")
