@@ -86,7 +86,7 @@ def score_metrics(
         tm = M.at_threshold(yv, s, threshold)
         (tn, fp), (fn, tp) = M.confusion_matrix(yv, s >= threshold)
         out.update({
-            "threshold": _r(threshold, 9), "precision": _r(tm.precision), "recall": _r(tm.recall),
+            "threshold": float(threshold), "precision": _r(tm.precision), "recall": _r(tm.recall),
             "f1": _r(tm.f1),
             "fpr_at_threshold": _r(fp / (fp + tn) if fp + tn else 0.0, 8),
             "recall_at_threshold": _r(tp / (tp + fn) if tp + fn else 0.0),
