@@ -276,7 +276,8 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     result = tune(path, mapping, args.model, space=space, method=args.method,
                   trials=args.trials, options=options, fixed=fixed, feature_set=args.features,
                   settings=settings, max_fpr=args.max_fpr, seed=args.seed,
-                  register=args.register, nrows=args.nrows, progress=_progress(args))
+                  folds=args.folds, register=args.register, nrows=args.nrows,
+                  progress=_progress(args))
     best = result.best
     _say(args, f"{result.method} search of {result.model}: {len(result.trials)} trials, "
                f"{result.protocol}, objective {result.objective}, {result.seconds:.1f} s")
@@ -332,6 +333,9 @@ def register(sub: Any) -> None:
                    "{low, high, log?, int?, step?}} (default: the model's)")
     p.add_argument("--params", metavar="JSON|FILE", help="fixed parameters, not searched")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--folds", type=int, default=1, metavar="N",
+                   help="judge each configuration on N splits, each moved back by the test "
+                        "length (the mean of the objective; default 1)")
     p.add_argument("--register", action="store_true",
                    help="save the best configuration (trained) as a challenger in the registry")
     _add_common(p)

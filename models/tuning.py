@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from features.columns import ColumnMapping
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, DataError
 from fraudstream.progress import CancelFn, ProgressFn, Tracker
 from fraudstream.settings import Settings, parse_duration
 from models.data import LabelledData
 from models.evaluation import EvaluationReport, ModelEvaluation
+from models.protocols import TimeSplit
 from models.training import (
     ModelSpec,
     ProtocolOptions,
@@ -237,10 +238,16 @@ def tune_data(
     settings: Settings | None = None,
     max_fpr: float | None = None,
     seed: int = 0,
+    folds: int = 1,
     tracker: Tracker | None = None,
     span: tuple[float, float] = (0.0, 1.0),
 ) -> TuningResult:
-    """Search ``model``'s parameters on prepared data (see the module doc)."""
+    """Search ``model``'s parameters on prepared data (see the module doc).
+
+    With ``folds`` > 1 every configuration is judged on that many splits, each moved back by the
+    length of the test period (the handbook's prequential model selection), by the mean of the
+    objective; the best trial's evaluation kept is that of the latest split.
+    """
     import optuna
 
     started = time.perf_counter()
@@ -274,7 +281,16 @@ def tune_data(
     if n_trials < 1:
         raise ConfigError("tuning needs at least one trial")
     max_fpr = settings.max_fpr if max_fpr is None else max_fpr
+    if folds < 1:
+        raise ConfigError("tuning needs at least one fold")
     split = options.split(data)
+    splits = [split] + [_shifted(split, k) for k in range(1, folds)]
+    for k, sp in enumerate(splits[1:], start=1):
+        tr, _, te = sp.masks(data.t)
+        if not tr.any() or not te.any() or not data.y[tr].any():
+            raise DataError(f"fold {k + 1} of {folds} ({sp.to_dict()['train_start'][:10]} .. "
+                            f"{sp.to_dict()['test_end'][:10]}) has no training fraud or no test "
+                            "transaction: use fewer folds")
     train_m, _, test_m = split.masks(data.t)
     done: list[Trial] = []
     best: list[Any] = [None, None]  # (Trial, ModelEvaluation) of the best so far
@@ -291,14 +307,22 @@ def tune_data(
             done.append(Trial(trial.number, params, None, {"error": str(exc)}, 0.0, "invalid"))
             return -math.inf
         t0 = time.perf_counter()
-        ev = run_model(data, spec_, split, protocol=options.protocol, max_fpr=max_fpr,
-                       refit_every_s=parse_duration(options.refit_every), k=options.k,
-                       settings=settings, tracker=tracker,
-                       span=(lo + i * width, lo + (i + 1) * width), latency_sample=0)
-        value = ev.metrics.get(objective)
-        keep = {k: ev.metrics.get(k) for k in ("roc_auc", "average_precision",
-                                               "card_precision_at_100", "recall_at_max_fpr",
-                                               "recall_at_threshold", "fpr_at_threshold")}
+        evs = []
+        step = width / len(splits)
+        for f, sp in enumerate(splits):
+            evs.append(run_model(
+                data, spec_, sp, protocol=options.protocol, max_fpr=max_fpr,
+                refit_every_s=parse_duration(options.refit_every), k=options.k,
+                settings=settings, tracker=tracker,
+                span=(lo + i * width + f * step, lo + i * width + (f + 1) * step),
+                latency_sample=0))
+        ev = evs[0]
+        value = _mean([e.metrics.get(objective) for e in evs])
+        keep = {k: _mean([e.metrics.get(k) for e in evs])
+                for k in ("roc_auc", "average_precision", "card_precision_at_100",
+                          "recall_at_max_fpr", "recall_at_threshold", "fpr_at_threshold")}
+        if len(evs) > 1:
+            keep["per_fold"] = [e.metrics.get(objective) for e in evs]
         t = Trial(trial.number, params, value, keep, time.perf_counter() - t0)
         done.append(t)
         if value is not None and (best[0] is None or best[0].value is None
@@ -313,7 +337,8 @@ def tune_data(
         model=model, method=method, objective=objective, protocol=options.protocol,
         space=space, fixed=fixed, trials=done,
         split={**split.to_dict(), "train_rows": int(train_m.sum()),
-               "test_rows": int(test_m.sum()), "test_frauds": int(data.y[test_m].sum())},
+               "test_rows": int(test_m.sum()), "test_frauds": int(data.y[test_m].sum()),
+               "folds": [sp.to_dict() for sp in splits]},
         data=data.describe(), best=best[0], best_evaluation=best[1])
     if best[1] is not None:
         best[1].latency = _latency_of(best[1], data, split)
@@ -324,6 +349,18 @@ def tune_data(
                 settings.model_copy(update={"max_fpr": max_fpr})))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _mean(values: list[Any]) -> float | None:
+    ok = [float(v) for v in values if v is not None]
+    return round(sum(ok) / len(ok), 6) if ok and len(ok) == len(values) else None
+
+
+def _shifted(split: TimeSplit, k: int) -> TimeSplit:
+    """``split`` moved back by ``k`` test lengths."""
+    d = k * (split.test_end - split.test_start)
+    return TimeSplit(split.train_start - d, split.train_end - d, split.test_start - d,
+                     split.test_end - d, split.delay_s, split.calibration)
 
 
 def _latency_of(ev: ModelEvaluation, data: LabelledData, split: Any) -> dict[str, Any]:
@@ -349,6 +386,7 @@ def tune(
     settings: Settings | None = None,
     max_fpr: float | None = None,
     seed: int = 0,
+    folds: int = 1,
     register: bool = False,
     nrows: int | None = None,
     progress: ProgressFn | None = None,
@@ -365,7 +403,7 @@ def tune(
     data = _load(path, mapping, options, feature_set, nrows, settings, tracker)
     result = tune_data(data, model, space=space, method=method, trials=trials, options=options,
                        fixed=fixed, settings=settings, max_fpr=max_fpr, seed=seed,
-                       tracker=tracker, span=(0.3, 0.95))
+                       folds=folds, tracker=tracker, span=(0.3, 0.95))
     if register:
         if result.best_evaluation is None:
             raise ConfigError("no trial produced a usable model: nothing to register")

@@ -153,6 +153,11 @@ def test_tuning_finds_the_better_configuration() -> None:
         assert result.best_params["max_depth"] == 3, method
         values = {t.params["max_depth"]: t.value for t in result.trials}
         assert values[3] > values[1]
+    folded = tune_data(data, "sk-tree", space={"max_depth": [1, 3]}, method="grid",
+                       settings=settings, folds=2)
+    assert folded.best_params["max_depth"] == 3
+    assert all(len(t.metrics["per_fold"]) == 2 for t in folded.trials)
+    assert len(folded.split["folds"]) == 2
     ranged = tune_data(data, "sk-logreg", space={"C": {"low": 0.01, "high": 10.0, "log": True}},
                        method="random", trials=3, settings=settings)
     assert all(0.01 <= t.params["C"] <= 10.0 for t in ranged.trials)
