@@ -24,6 +24,8 @@ Models (:data:`BATCH_MODEL_NAMES`) and their parameters (unknown keys are refuse
 ``xgb``        XGBoost XGBClassifier: ``n_estimators`` (100), ``learning_rate`` (0.3),
                ``max_depth`` (6), ``min_child_weight`` (1.0), ``subsample`` (1.0),
                ``colsample_bytree`` (1.0), ``reg_lambda`` (1.0), ``n_jobs`` (1).
+``ensemble``   the weighted mean of the probabilities of ``members`` (a list of ``{name, params,
+               weight}`` of the models above; default lgbm and sk-rf), fitted on the same rows.
 
 Class imbalance (every model): ``pos_weight`` (1.0) weighs each fraud row in the fit (sample
 weight); ``class_weight`` "none" | "balanced" (frauds weighed n_genuine / n_fraud, times
@@ -55,7 +57,7 @@ True
 >>> build_batch_model("sk-svm")
 Traceback (most recent call last):
 ...
-fraudstream.errors.ConfigError: unknown batch model 'sk-svm'; known: sk-logreg, sk-tree, sk-rf, sk-hgb, lgbm, xgb
+fraudstream.errors.ConfigError: unknown batch model 'sk-svm'; known: sk-logreg, sk-tree, sk-rf, sk-hgb, lgbm, xgb, ensemble
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ __all__ = [
     "is_batch_model",
 ]
 
-BATCH_MODEL_NAMES: tuple[str, ...] = ("sk-logreg", "sk-tree", "sk-rf", "sk-hgb", "lgbm", "xgb")
+BATCH_MODEL_NAMES: tuple[str, ...] = ("sk-logreg", "sk-tree", "sk-rf", "sk-hgb", "lgbm", "xgb",
+                                      "ensemble")
 #: Every model name the training commands accept: the River zoo, then the batch models.
 ALL_MODEL_NAMES: tuple[str, ...] = MODEL_NAMES + BATCH_MODEL_NAMES
 
@@ -211,6 +214,51 @@ def _xgb(p: XgbParams) -> Any:
         random_state=p.seed if p.seed is not None else 0, tree_method="hist")
 
 
+class MemberSpec(BaseModel):
+    """One member of an ensemble: a batch model name (not ``ensemble``) and its parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["sk-logreg", "sk-tree", "sk-rf", "sk-hgb", "lgbm", "xgb"]
+    params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0.0)
+
+
+class EnsembleParams(_Params):
+    members: list[MemberSpec] = Field(default_factory=lambda: [
+        MemberSpec(name="lgbm"), MemberSpec(name="sk-rf")], min_length=1)
+
+
+class Blend:
+    """Members fitted on the same rows; P(fraud) is their weighted mean (scikit-learn style)."""
+
+    def __init__(self, members: list[tuple[str, Any, float]]) -> None:
+        self.members = members  # (name, estimator, weight)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Blend:
+        for name, est, _ in self.members:
+            if sample_weight is None:
+                est.fit(X, y)
+            else:
+                key = "model__sample_weight" if name == "sk-logreg" else "sample_weight"
+                est.fit(X, y, **{key: sample_weight})
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        total = sum(w for _, _, w in self.members)
+        p = sum(w * np.asarray(est.predict_proba(X)[:, 1], dtype=float)
+                for _, est, w in self.members) / total
+        return np.column_stack([1.0 - p, p])
+
+
+def _ensemble(p: EnsembleParams) -> Any:
+    members = []
+    for m in p.members:
+        mp = _validate(m.name, m.params)
+        members.append((m.name, _SPECS[m.name][1](mp), m.weight))
+    return Blend(members)
+
+
 _SPECS: dict[str, tuple[type[_Params], Callable[[Any], Any]]] = {
     "sk-logreg": (SkLogregParams, _sk_logreg),
     "sk-tree": (SkTreeParams, _sk_tree),
@@ -218,6 +266,7 @@ _SPECS: dict[str, tuple[type[_Params], Callable[[Any], Any]]] = {
     "sk-hgb": (SkHgbParams, _sk_hgb),
     "lgbm": (LgbmParams, _lgbm),
     "xgb": (XgbParams, _xgb),
+    "ensemble": (EnsembleParams, _ensemble),
 }
 
 
@@ -261,7 +310,11 @@ def build_batch_model(name: str, params: Mapping[str, Any] | None = None) -> Bat
     """A new, unfitted batch model; ConfigError for an unknown name or bad parameters."""
     if name not in _SPECS:
         raise ConfigError(f"unknown batch model {name!r}; known: {', '.join(BATCH_MODEL_NAMES)}")
-    return BatchModel(name, _validate(name, params))
+    p = _validate(name, params)
+    if isinstance(p, EnsembleParams):  # each member's parameters, now rather than at the fit
+        for m in p.members:
+            _validate(m.name, m.params)
+    return BatchModel(name, p)
 
 
 def build_any(name: str, params: Mapping[str, Any] | None = None) -> Model:

@@ -105,7 +105,7 @@ def parse_models(models: str | Sequence[str | ModelSpec | Mapping[str, Any]],
     >>> parse_models("forest")
     Traceback (most recent call last):
     ...
-    fraudstream.errors.ConfigError: unknown model 'forest'; known: logreg, hat, arf, hst, rules, logreg+hst, hat+hst, arf+hst, sk-logreg, sk-tree, sk-rf, sk-hgb, lgbm, xgb
+    fraudstream.errors.ConfigError: unknown model 'forest'; known: logreg, hat, arf, hst, rules, logreg+hst, hat+hst, arf+hst, sk-logreg, sk-tree, sk-rf, sk-hgb, lgbm, xgb, ensemble
     """
     items: list[Any] = [m.strip() for m in models.split(",")] if isinstance(models, str) \
         else list(models)
@@ -222,10 +222,13 @@ def run_model(
     tracker: Tracker | None = None,
     span: tuple[float, float] = (0.0, 1.0),
     latency_sample: int = 300,
+    calibrate: bool = True,
 ) -> ModelEvaluation:
     """Evaluate one model on ``split`` by ``protocol`` (see the module doc).
 
     ``metric_rows`` are the test rows the metrics are taken on (default: every test row).
+    ``calibrate=False`` skips choosing a threshold (a batch model is then fitted once, not
+    twice; the figures at the threshold are None): for tuning on ranking metrics.
     """
     if protocol not in ("holdout", "prequential"):
         raise ConfigError(f"unknown protocol {protocol!r}; use holdout or prequential")
@@ -248,7 +251,9 @@ def run_model(
         t0 = time.perf_counter()
         early = np.flatnonzero(train_m & ~cal_m)
         cal_rows = np.flatnonzero(cal_m)
-        if data.y[early].sum() and (data.y[early] == 0).any():
+        if not calibrate:
+            threshold, calib = None, {"note": "not calibrated (tuning on a ranking metric)"}
+        elif data.y[early].sum() and (data.y[early] == 0).any():
             cal_model = _fit_batch(spec, data, early)
             cal_scores = cal_model.predict_proba(data.X.iloc[cal_rows])
             threshold, calib = _calibrate(data.y[cal_rows], cal_scores, max_fpr)
@@ -289,11 +294,14 @@ def run_model(
         scores[rows] = s
         timings["stream_s"] = time.perf_counter() - t0
         cal_rows = np.flatnonzero(cal_m)
-        threshold, calib = _calibrate(data.y[cal_rows], scores[cal_rows], max_fpr)
-        calib["how"] = "prequential scores of the model while it learned the training period"
+        if calibrate:
+            threshold, calib = _calibrate(data.y[cal_rows], scores[cal_rows], max_fpr)
+            calib["how"] = "prequential scores of the model while it learned the training period"
+        else:
+            threshold, calib = None, {"note": "not calibrated (tuning on a ranking metric)"}
     calib["period_start"] = split.to_dict()["calibration_start"]
     calib["period_end"] = split.to_dict()["train_end"]
-    if threshold is None:
+    if threshold is None and calibrate:
         notes.append("no operating threshold: " + str(calib.get("note", "")))
     s_test = scores[test_rows]
     if np.isnan(s_test).any():

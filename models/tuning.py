@@ -54,6 +54,8 @@ from models.training import (
 __all__ = ["DEFAULT_SPACES", "Trial", "TuningResult", "grid_size", "tune", "tune_data"]
 
 Method = Literal["grid", "random", "bayes"]
+#: Objectives that rank transactions (no operating threshold needed to compute them).
+RANKING_METRICS = ("average_precision", "roc_auc", "card_precision_at_100", "recall_at_max_fpr")
 METHODS: tuple[str, ...] = ("grid", "random", "bayes")
 
 #: The default search space of every model (see the module doc for the format).
@@ -292,6 +294,9 @@ def tune_data(
                             f"{sp.to_dict()['test_end'][:10]}) has no training fraud or no test "
                             "transaction: use fewer folds")
     train_m, _, test_m = split.masks(data.t)
+    # ranking objectives need no threshold: a batch model is then fitted once per trial, and
+    # the best configuration is evaluated again with its threshold at the end
+    calibrate = objective not in RANKING_METRICS
     done: list[Trial] = []
     best: list[Any] = [None, None]  # (Trial, ModelEvaluation) of the best so far
     lo, hi = span
@@ -315,7 +320,7 @@ def tune_data(
                 refit_every_s=parse_duration(options.refit_every), k=options.k,
                 settings=settings, tracker=tracker,
                 span=(lo + i * width + f * step, lo + i * width + (f + 1) * step),
-                latency_sample=0))
+                latency_sample=0, calibrate=calibrate))
         ev = evs[0]
         value = _mean([e.metrics.get(objective) for e in evs])
         keep = {k: _mean([e.metrics.get(k) for e in evs])
@@ -340,7 +345,14 @@ def tune_data(
                "test_rows": int(test_m.sum()), "test_frauds": int(data.y[test_m].sum()),
                "folds": [sp.to_dict() for sp in splits]},
         data=data.describe(), best=best[0], best_evaluation=best[1])
-    if best[1] is not None:
+    if best[0] is not None:
+        if not calibrate:  # the best again, with its operating threshold
+            tracker.step(hi, "evaluating the best configuration with its threshold")
+            best[1] = run_model(data, ModelSpec(name=model, params={**fixed, **best[0].params}),
+                                split, protocol=options.protocol, max_fpr=max_fpr,
+                                refit_every_s=parse_duration(options.refit_every), k=options.k,
+                                settings=settings, latency_sample=0)
+            result.best_evaluation = best[1]
         best[1].latency = _latency_of(best[1], data, split)
         if best[1].criteria is not None:
             from models.criteria import check, criteria_from_settings

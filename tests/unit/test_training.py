@@ -229,20 +229,27 @@ def test_batch_model_resampling_and_weights() -> None:
     assert over.frauds_fitted / over.rows_fitted == pytest.approx(0.25, abs=0.01)
     with pytest.raises(ConfigError, match="bad parameters"):
         build_batch_model("sk-rf", {"trees": 3})
+    with pytest.raises(ConfigError, match="'sk-rf': bad parameters: trees"):
+        build_batch_model("ensemble", {"members": [{"name": "sk-rf", "params": {"trees": 3}}]})
+    weighted = build_batch_model("sk-logreg", {"class_weight": "balanced"}).fit(X, y)
+    plain = build_batch_model("sk-logreg").fit(X, y)
+    assert weighted.predict_proba_one({"a": 0.0}) > plain.predict_proba_one({"a": 0.0})
     with pytest.raises(DataError, match="need frauds and genuine"):
         build_batch_model("sk-logreg").fit(X, np.zeros(2000))
     with pytest.raises(ConfigError, match="not fitted"):
         build_batch_model("sk-logreg").predict_proba_one({"a": 1.0})
 
 
-@pytest.mark.parametrize("name", ["sk-logreg", "sk-rf", "sk-hgb", "lgbm", "xgb"])
+@pytest.mark.parametrize("name", ["sk-logreg", "sk-rf", "sk-hgb", "lgbm", "xgb", "ensemble"])
 def test_saved_batch_model_loads_and_scores_like_the_original(name: str, tmp_path: Any) -> None:
     rng = np.random.default_rng(4)
     X = pd.DataFrame({"amount": rng.uniform(0, 300, 1500), "night": rng.integers(0, 2, 1500),
                       "risk": rng.uniform(0, 1, 1500)})
     y = ((X["amount"] > 220) | (X["risk"] > 0.95)).astype(int).to_numpy()
     small = {"sk-rf": {"n_estimators": 20}, "lgbm": {"n_estimators": 20},
-             "xgb": {"n_estimators": 20}, "sk-hgb": {"max_iter": 20}}
+             "xgb": {"n_estimators": 20}, "sk-hgb": {"max_iter": 20},
+             "ensemble": {"members": [{"name": "lgbm", "params": {"n_estimators": 20}},
+                                      {"name": "sk-logreg", "weight": 0.5}]}}
     model = build_any(name, small.get(name, {}))
     assert isinstance(model, BatchModel)
     model.fit(X, y, feature_set="test")
