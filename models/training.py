@@ -70,6 +70,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "evaluate_data",
+    "metric_rows_for",
     "parse_models",
     "run_model",
     "train",
@@ -327,6 +328,25 @@ def run_model(
 # -- several models -----------------------------------------------------------------------------
 
 
+def metric_rows_for(data: LabelledData, split: TimeSplit,
+                    options: ProtocolOptions) -> tuple[np.ndarray, int, str]:
+    """The test rows metrics are taken on, how many known compromised ones were left out, and a
+    note when they could not be (no card column)."""
+    _, _, test_m = split.masks(data.t)
+    rows, excluded, note = np.flatnonzero(test_m), 0, ""
+    if options.exclude_known_compromised:
+        if data.cards is None:
+            note = "no card column: known compromised cards cannot be left out"
+        else:
+            known = known_compromised_mask(data.cards, data.t, data.y,
+                                           train_start=split.train_start, delay_s=split.delay_s)
+            excluded = int((test_m & known).sum())
+            rows = np.flatnonzero(test_m & ~known)
+    if not len(rows):
+        raise DataError("no test transaction left to evaluate on")
+    return rows, excluded, note
+
+
 def evaluate_data(
     data: LabelledData,
     models: str | Sequence[str | ModelSpec | Mapping[str, Any]],
@@ -348,19 +368,9 @@ def evaluate_data(
     split = options.split(data)
     _, _, test_m = split.masks(data.t)
     notes = list(data.notes)
-    metric_rows = np.flatnonzero(test_m)
-    excluded = 0
-    if options.exclude_known_compromised:
-        if data.cards is None:
-            notes.append("no card column: known compromised cards cannot be left out")
-        else:
-            known = known_compromised_mask(data.cards, data.t, data.y,
-                                           train_start=split.train_start, delay_s=split.delay_s)
-            keep = test_m & ~known
-            excluded = int((test_m & known).sum())
-            metric_rows = np.flatnonzero(keep)
-    if not len(metric_rows):
-        raise DataError("no test transaction left to evaluate on")
+    metric_rows, excluded, note = metric_rows_for(data, split, options)
+    if note:
+        notes.append(note)
     lo, hi = span
     width = (hi - lo) * 0.95 / len(specs)
     results = []

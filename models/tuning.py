@@ -46,6 +46,7 @@ from models.training import (
     ProtocolOptions,
     TrainResult,
     _load,
+    metric_rows_for,
     parse_models,
     run_model,
     save_to_registry,
@@ -293,6 +294,7 @@ def tune_data(
             raise DataError(f"fold {k + 1} of {folds} ({sp.to_dict()['train_start'][:10]} .. "
                             f"{sp.to_dict()['test_end'][:10]}) has no training fraud or no test "
                             "transaction: use fewer folds")
+    rows = [metric_rows_for(data, sp, options)[0] for sp in splits]
     train_m, _, test_m = split.masks(data.t)
     # ranking objectives need no threshold: a batch model is then fitted once per trial, and
     # the best configuration is evaluated again with its threshold at the end
@@ -316,7 +318,7 @@ def tune_data(
         step = width / len(splits)
         for f, sp in enumerate(splits):
             evs.append(run_model(
-                data, spec_, sp, protocol=options.protocol, max_fpr=max_fpr,
+                data, spec_, sp, protocol=options.protocol, max_fpr=max_fpr, metric_rows=rows[f],
                 refit_every_s=parse_duration(options.refit_every), k=options.k,
                 settings=settings, tracker=tracker,
                 span=(lo + i * width + f * step, lo + i * width + (f + 1) * step),
@@ -343,6 +345,9 @@ def tune_data(
         space=space, fixed=fixed, trials=done,
         split={**split.to_dict(), "train_rows": int(train_m.sum()),
                "test_rows": int(test_m.sum()), "test_frauds": int(data.y[test_m].sum()),
+               "evaluated_rows": int(len(rows[0])),
+               "evaluated_frauds": int(data.y[rows[0]].sum()),
+               "exclude_known_compromised": options.exclude_known_compromised,
                "folds": [sp.to_dict() for sp in splits]},
         data=data.describe(), best=best[0], best_evaluation=best[1])
     if best[0] is not None:
@@ -350,6 +355,7 @@ def tune_data(
             tracker.step(hi, "evaluating the best configuration with its threshold")
             best[1] = run_model(data, ModelSpec(name=model, params={**fixed, **best[0].params}),
                                 split, protocol=options.protocol, max_fpr=max_fpr,
+                                metric_rows=rows[0],
                                 refit_every_s=parse_duration(options.refit_every), k=options.k,
                                 settings=settings, latency_sample=0)
             result.best_evaluation = best[1]

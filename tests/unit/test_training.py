@@ -373,3 +373,17 @@ def test_file_without_cards_uses_extra_columns_and_skips_card_metrics() -> None:
     assert any("no card column" in note for note in d["notes"])
     with pytest.raises(ConfigError, match="needs a card column"):
         labelled_from_frame(frame, label_delay="1d", feature_set="default")
+
+
+def test_tuning_takes_its_metrics_on_the_same_rows_as_evaluation(sim_data) -> None:  # type: ignore[no-untyped-def]
+    from models.tuning import tune_data
+
+    opts = ProtocolOptions(exclude_known_compromised=True)
+    result = tune_data(sim_data, "sk-logreg", space={"C": [0.1, 1.0]}, method="grid",
+                       options=opts, settings=settings())
+    report = evaluate_data(sim_data, [{"name": "sk-logreg", "params": result.best_params}], opts,
+                           settings=settings())
+    assert result.split["evaluated_rows"] == report.split["evaluated_rows"] < \
+        report.split["test_rows"]
+    assert result.best is not None
+    assert result.best.value == report.best.metrics["average_precision"]
