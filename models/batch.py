@@ -287,6 +287,20 @@ def _single_thread() -> Any:
     return _CONTROLLER.limit(limits=1, user_api="openmp")
 
 
+def _score_in_one_thread(est: Any) -> None:
+    """After the fit (which may use ``n_jobs`` threads), score with one: the worker scores one
+    transaction at a time, where thread pools only add overhead."""
+    if isinstance(est, Blend):
+        for _, member, _ in est.members:
+            _score_in_one_thread(member)
+        return
+    if hasattr(est, "n_jobs"):
+        try:
+            est.set_params(n_jobs=1)
+        except (ValueError, TypeError):  # pragma: no cover - an estimator without the param
+            pass
+
+
 def is_batch_model(name: str) -> bool:
     """Whether ``name`` is a batch model (fitted on a table) rather than a River zoo model."""
     return name in _SPECS
@@ -376,6 +390,7 @@ class BatchModel(Model):
         if not np.all(weight == 1.0):
             kw["model__sample_weight" if self.name == "sk-logreg" else "sample_weight"] = weight
         est.fit(A_fit, y_fit, **kw)
+        _score_in_one_thread(est)
         self.estimator = est
         self.features = names
         with warnings.catch_warnings():  # an all-missing column has no median: 0 then

@@ -152,6 +152,7 @@ class ProtocolOptions(BaseModel):
     calibration: float = Field(default=0.25, gt=0.0, lt=1.0)
     exclude_known_compromised: bool = False
     refit_every: str | float = "1d"
+    refit_window: str | float | None = None  # None: as long as the training period
     k: int = Field(default=100, ge=1)
 
     def split(self, data: LabelledData) -> TimeSplit:
@@ -218,6 +219,7 @@ def run_model(
     max_fpr: float = 0.001,
     metric_rows: np.ndarray | None = None,
     refit_every_s: float = 86400.0,
+    refit_window_s: float | None = None,
     k: int = 100,
     settings: Settings | None = None,
     tracker: Tracker | None = None,
@@ -228,6 +230,8 @@ def run_model(
     """Evaluate one model on ``split`` by ``protocol`` (see the module doc).
 
     ``metric_rows`` are the test rows the metrics are taken on (default: every test row).
+    ``refit_window_s`` (prequential batch models): the labelled history each daily refit uses;
+    None = as long as the training period, and nothing before the training period's start.
     ``calibrate=False`` skips choosing a threshold (a batch model is then fitted once, not
     twice; the figures at the threshold are None): for tuning on ranking metrics.
     """
@@ -273,8 +277,11 @@ def run_model(
         else:
             refit_scores, fits = prequential_refit(
                 lambda: spec.build(), data.X, data.y, data.t, all_test,
-                delay_s=split.delay_s, window_s=split.train_length_s, start=split.test_start,
-                refit_every_s=refit_every_s, history_start=split.train_start, tracker=tracker,
+                delay_s=split.delay_s,
+                window_s=split.train_length_s if refit_window_s is None else refit_window_s,
+                start=split.test_start, refit_every_s=refit_every_s,
+                history_start=split.train_start if refit_window_s is None else None,
+                tracker=tracker,
                 span=(lo + 0.5 * (hi - lo), lo + 0.95 * (hi - lo)))
             scores[all_test] = refit_scores
             calib["refits"] = fits
@@ -328,6 +335,10 @@ def run_model(
 # -- several models -----------------------------------------------------------------------------
 
 
+def _window(options: ProtocolOptions) -> float | None:
+    return None if options.refit_window is None else parse_duration(options.refit_window)
+
+
 def metric_rows_for(data: LabelledData, split: TimeSplit,
                     options: ProtocolOptions) -> tuple[np.ndarray, int, str]:
     """The test rows metrics are taken on, how many known compromised ones were left out, and a
@@ -378,7 +389,7 @@ def evaluate_data(
         results.append(run_model(
             data, spec, split, protocol=options.protocol, max_fpr=max_fpr,
             metric_rows=metric_rows, refit_every_s=parse_duration(options.refit_every),
-            k=options.k, settings=settings, tracker=tracker,
+            refit_window_s=_window(options), k=options.k, settings=settings, tracker=tracker,
             span=(lo + i * width, lo + (i + 1) * width)))
     train_m, gap_m, _ = split.masks(data.t)
     split_info = {

@@ -61,6 +61,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "(the handbook's protocol)")
     g.add_argument("--refit-every", default="1d", metavar="DURATION",
                    help="prequential: how often batch models are refitted (default 1d)")
+    g.add_argument("--refit-window", metavar="DURATION",
+                   help="prequential: labelled history of each batch refit (default: as long as "
+                        "the training period)")
     g.add_argument("--k", type=int, default=100, help="card precision@k (default 100)")
     g.add_argument("--max-fpr", type=float, metavar="F", help="false-positive rate target of the "
                    "operating threshold (default FRAUDSTREAM_MAX_FPR)")
@@ -91,7 +94,7 @@ def _options(args: argparse.Namespace) -> Any:
 
     if args.protocol not in ("holdout", "prequential"):
         raise ConfigError(f"unknown protocol {args.protocol!r}; use holdout or prequential")
-    for name in ("label_delay", "refit_every"):
+    for name in ("label_delay", "refit_every", "refit_window"):
         value = getattr(args, name)
         if value is not None:
             try:
@@ -108,7 +111,7 @@ def _options(args: argparse.Namespace) -> Any:
             train_days=args.train_days, test_start=args.test_start, test_days=args.test_days,
             test_fraction=args.test_fraction, calibration=args.calibration,
             exclude_known_compromised=args.exclude_known_compromised,
-            refit_every=args.refit_every, k=args.k)
+            refit_every=args.refit_every, refit_window=args.refit_window, k=args.k)
     except ValidationError as exc:
         e = exc.errors()[0]
         raise ConfigError(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None

@@ -46,6 +46,7 @@ from models.training import (
     ProtocolOptions,
     TrainResult,
     _load,
+    _window,
     metric_rows_for,
     parse_models,
     run_model,
@@ -319,8 +320,8 @@ def tune_data(
         for f, sp in enumerate(splits):
             evs.append(run_model(
                 data, spec_, sp, protocol=options.protocol, max_fpr=max_fpr, metric_rows=rows[f],
-                refit_every_s=parse_duration(options.refit_every), k=options.k,
-                settings=settings, tracker=tracker,
+                refit_every_s=parse_duration(options.refit_every),
+                refit_window_s=_window(options), k=options.k, settings=settings, tracker=tracker,
                 span=(lo + i * width + f * step, lo + i * width + (f + 1) * step),
                 latency_sample=0, calibrate=calibrate))
         ev = evs[0]
@@ -356,7 +357,8 @@ def tune_data(
             best[1] = run_model(data, ModelSpec(name=model, params={**fixed, **best[0].params}),
                                 split, protocol=options.protocol, max_fpr=max_fpr,
                                 metric_rows=rows[0],
-                                refit_every_s=parse_duration(options.refit_every), k=options.k,
+                                refit_every_s=parse_duration(options.refit_every),
+                                refit_window_s=_window(options), k=options.k,
                                 settings=settings, latency_sample=0)
             result.best_evaluation = best[1]
         best[1].latency = _latency_of(best[1], data, split)
