@@ -387,3 +387,19 @@ def test_tuning_takes_its_metrics_on_the_same_rows_as_evaluation(sim_data) -> No
         report.split["test_rows"]
     assert result.best is not None
     assert result.best.value == report.best.metrics["average_precision"]
+
+
+def test_prequential_batch_refits_follow_the_refit_window(sim_data) -> None:  # type: ignore[no-untyped-def]
+    from models.protocols import parse_time
+
+    for window, expect in ((None, None), ("10d", 10 * DAY)):
+        opts = ProtocolOptions(protocol="prequential", refit_window=window)
+        e = evaluate_data(sim_data, ["sk-logreg"], opts, settings=settings()).results[0]
+        split = opts.split(sim_data)
+        for fit in e.calibration["refits"]:
+            at, start = parse_time(fit["at"]), parse_time(fit["from"])
+            assert at is not None and start is not None
+            want = at - split.delay_s - (split.train_length_s if expect is None else expect)
+            if expect is None:
+                want = max(want, split.train_start)
+            assert start == pytest.approx(want)
