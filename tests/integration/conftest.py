@@ -28,10 +28,11 @@ def api_settings(redis_service: dict[str, str], make_settings: Any) -> Settings:
 
 @pytest.fixture
 def api(api_settings: Settings) -> Iterator[TestClient]:
-    """The app, started (lifespan run), for ``api_settings``."""
+    """The app, started (lifespan run), for ``api_settings``; without the ops monitor (status
+    sampling, alerts, Kafka probing), which these tests do not exercise."""
     from api.main import create_app
 
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings, monitor=False)) as client:
         yield client
 
 

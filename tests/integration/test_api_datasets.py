@@ -110,7 +110,7 @@ def test_data_roots_limit_server_paths(redis_service: dict, make_settings, tmp_p
     inside = write_transactions(allowed / "in.csv", 50)
     outside = write_transactions(tmp_path / "out.csv", 50)
     settings = make_settings(redis_service, api_key=AUTH["X-API-Key"], api_data_roots=[allowed])
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings, monitor=False)) as api:
         r = api.post("/datasets", json={"path": str(outside), "mapping": HANDBOOK}, headers=AUTH)
         assert r.status_code == 422 and "outside the folders the API may read" in r.json()["detail"]
         assert register(api, inside)["status"] == "succeeded"

@@ -122,7 +122,7 @@ def test_cancel_a_queued_job(api: TestClient, big_file: Path) -> None:
 
 def test_jobs_survive_a_clean_restart(api_settings: Settings, tx_file: Path,
                                       big_file: Path) -> None:
-    with TestClient(create_app(api_settings)) as api:
+    with TestClient(create_app(api_settings, monitor=False)) as api:
         r = api.post("/eda?wait=60", json={"path": str(tx_file), "mapping": HANDBOOK},
                      headers=AUTH)
         done = r.json()
@@ -130,7 +130,7 @@ def test_jobs_survive_a_clean_restart(api_settings: Settings, tx_file: Path,
         slow = api.post("/eda", json={"path": str(big_file), "mapping": HANDBOOK},
                         headers=AUTH).json()
     # the app stopped: the running job was cancelled on the way out
-    with TestClient(create_app(api_settings)) as api:
+    with TestClient(create_app(api_settings, monitor=False)) as api:
         again = api.get(f"/jobs/{done['id']}").json()
         assert again["status"] == "succeeded" and again["result"] == done["result"]
         assert api.get(f"/eda/{done['id']}/index.html").status_code == 200
@@ -147,7 +147,8 @@ def test_a_job_running_when_the_api_is_killed_is_failed_at_restart(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FRAUDSTREAM_HOME": str(api_settings.home),
            "FRAUDSTREAM_REDIS_URL": str(api_settings.redis_url),
            "FRAUDSTREAM_KEY_PREFIX": api_settings.key_prefix,
-           "FRAUDSTREAM_API_KEY": AUTH["X-API-Key"], "FRAUDSTREAM_ENV": "test"}
+           "FRAUDSTREAM_API_KEY": AUTH["X-API-Key"], "FRAUDSTREAM_ENV": "test",
+           "FRAUDSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # none: the probe gives up
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.main:app_from_env",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     url = f"http://127.0.0.1:{port}"

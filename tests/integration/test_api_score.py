@@ -43,7 +43,7 @@ def without_timing(event: dict) -> dict:
 @pytest.fixture
 def scoring_api(api_settings: Settings):  # type: ignore[no-untyped-def]
     version = train_champion(api_settings)
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings, monitor=False)) as client:
         client.champion = version  # type: ignore[attr-defined]
         yield client
 
@@ -224,7 +224,7 @@ def test_predictions_expire(redis_service: dict[str, str], make_settings: Any) -
     settings = make_settings(redis_service, api_key=AUTH["X-API-Key"], prediction_ttl="1s",
                              snapshot_ttl="1s")
     train_champion(settings)
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings, monitor=False)) as api:
         assert api.post("/score", json=tx(1), headers=AUTH).status_code == 200
         assert api.get("/predictions/tx-1").status_code == 200
         time.sleep(2.1)
@@ -240,7 +240,7 @@ def test_publish_without_kafka_is_503_after_scoring(redis_service: dict[str, str
     settings = make_settings(redis_service, api_key=AUTH["X-API-Key"],
                              kafka_bootstrap=f"127.0.0.1:{free_port()}")
     train_champion(settings)
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings, monitor=False)) as api:
         started = time.monotonic()
         r = api.post("/score?publish=true", json=tx(1), headers=AUTH)
         assert r.status_code == 503 and "cannot connect a producer to Kafka" in r.json()["detail"]
@@ -258,7 +258,7 @@ def test_publish_sends_the_event_to_the_scored_topic(services: dict[str, str],
     settings = make_settings(services, api_key=AUTH["X-API-Key"])
     ensure_topics(settings, services["kafka"])
     train_champion(settings)
-    with TestClient(create_app(settings)) as api:
+    with TestClient(create_app(settings, monitor=False)) as api:
         sent = [api.post("/score?publish=true", json=tx(i, card=f"c{i}", minutes=i),
                          headers=AUTH) for i in range(3)]
         assert [r.status_code for r in sent] == [200, 200, 200]
