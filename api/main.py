@@ -35,6 +35,11 @@ TAGS = [
     {"name": "cleaning", "description": "Clean a data set by rules (a job): report, cleaned "
                                         "file, rejected rows."},
     {"name": "eda", "description": "Explore a data set (a job): JSON summary, HTML page, PNGs."},
+    {"name": "training", "description": "Train, evaluate and register one model (a job)."},
+    {"name": "evaluation", "description": "Compare models on a time split (a job): leaderboard, "
+                                          "metrics, criteria, curves."},
+    {"name": "tuning", "description": "Search a model's parameters (a job); the best can become "
+                                      "a challenger."},
     {"name": "jobs", "description": "Every background job: status, progress, cancel, files."},
     {"name": "models", "description": "Registry versions, champion and challengers, promote, "
                                       "rollback, history."},

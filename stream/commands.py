@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="simulated transactions per second")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--no-view", action="store_true", help="print status every 5 s instead")
+    p.add_argument("--bootstrap-days", type=float, default=14.0,
+                   help="when the registry has no champion, train the first one on this many "
+                        "days of simulated history (0: start with an untrained model)")
     p.set_defaults(func=run)
 
 
@@ -130,8 +133,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from fraudstream.errors import ConfigError
 
         raise ConfigError("--rate must be positive")
+    if args.bootstrap_days < 0:
+        from fraudstream.errors import ConfigError
+
+        raise ConfigError("--bootstrap-days must be 0 or more")
     return run_system(settings, rate=args.rate or settings.run_rate, duration=args.duration,
-                      view=not args.no_view)
+                      view=not args.no_view, bootstrap_days=args.bootstrap_days)
 
 
 # -- simulate -----------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ def test_docs_and_tags(api: TestClient) -> None:
     described = {t["name"] for t in spec["tags"] if t.get("description")}
     used = {tag for ops in spec["paths"].values() for op in ops.values() for tag in op["tags"]}
     assert used <= described, f"tags without a description: {used - described}"
-    assert {"datasets", "cleaning", "eda", "jobs", "models", "criteria", "predictions",
-            "score"} <= used
+    assert {"datasets", "cleaning", "eda", "training", "evaluation", "tuning", "jobs", "models",
+            "criteria", "predictions", "score"} <= used
     assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
         "type": "apiKey", "in": "header", "name": "X-API-Key",
         "description": "FRAUDSTREAM_API_KEY; needed by every endpoint that changes something"}
