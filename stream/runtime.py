@@ -70,7 +70,7 @@ class Runtime:
         return self._scorer
 
     async def start(self) -> None:
-        """Connect to Redis, load the store's script and the champion; then agents may run."""
+        """Connect to Redis, load the store's Redis functions and the champion; then agents may run."""
         if self.ready.is_set():
             return
         url = self.settings.redis_url or f"redis://127.0.0.1:{self.settings.redis_port}/0"
