@@ -689,7 +689,11 @@ def _stat_functions(stats: list[str], cur: int | None) -> str:
     xs = ", ".join(f"x{j}" for j in range(1, ns + 1))
     x4 = ", ".join(f"x{j}" for j in range(1, 5))  # merge takes two records of four values
     y4 = ", ".join(f"y{j}" for j in range(1, 5))
-    add, subtract, emit, tx, merge = [], [], [], [], []
+    add: list[str] = []
+    subtract: list[str] = []
+    emit: list[str] = []
+    tx: list[str] = []
+    merge: list[str] = []
     for j, s in enumerate(stats, start=1):
         slot = f"H[at + {j}]"
         if s == "m":  # the max: set when the window was empty (before the count changes)

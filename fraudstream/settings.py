@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "(off: the champion only learns online, nothing replaces it but an operator)"
     )
     drift_classes: list[Literal["fraud", "genuine"]] = Field(
-        default_factory=lambda: ["fraud"],
+        default=["fraud"],
         description="classes whose prequential error is watched for concept drift (genuine "
         "labels arrive in the daily rhythm of maturity: their error has a daily cycle)",
     )

@@ -252,7 +252,7 @@ class Blend:
 
 
 def _ensemble(p: EnsembleParams) -> Any:
-    members = []
+    members: list[tuple[str, Any, float]] = []
     for m in p.members:
         mp = _validate(m.name, m.params)
         members.append((m.name, _SPECS[m.name][1](mp), m.weight))
@@ -346,7 +346,7 @@ class BatchModel(Model):
     kind: ClassVar[str] = "batch"
 
     def __init__(self, name: str, params: _Params) -> None:
-        super().__init__(name, params)
+        super().__init__(name, params)  # type: ignore[arg-type]  # a batch model's own params
         self.estimator: Any = None
         self.features: list[str] = []
         self.medians: np.ndarray = np.zeros(0)

@@ -256,6 +256,7 @@ def run_model(
         t0 = time.perf_counter()
         early = np.flatnonzero(train_m & ~cal_m)
         cal_rows = np.flatnonzero(cal_m)
+        calib: dict[str, Any]
         if not calibrate:
             threshold, calib = None, {"note": "not calibrated (tuning on a ranking metric)"}
         elif data.y[early].sum() and (data.y[early] == 0).any():
@@ -371,7 +372,7 @@ def evaluate_data(
 ) -> EvaluationReport:
     """Evaluate ``models`` on prepared data: one leaderboard (see the module doc)."""
     started = time.perf_counter()
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     options = options or ProtocolOptions()
     specs = parse_models(models)
     tracker = tracker or Tracker(what="evaluation")
@@ -436,7 +437,7 @@ def evaluate(
     cancel: CancelFn | None = None,
 ) -> EvaluationReport:
     """Read a file, compute its features and evaluate ``models`` on it (a background job)."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     options = options or ProtocolOptions()
     parse_models(models)  # fail fast on a bad name, before reading anything
     tracker = Tracker(progress, cancel, what="evaluation")
@@ -542,7 +543,7 @@ def train(
     cancel: CancelFn | None = None,
 ) -> TrainResult:
     """Train one model on the training period, evaluate it, save it to the registry (a job)."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     options = options or ProtocolOptions()
     specs = parse_models([model] if isinstance(model, ModelSpec) else model, params)
     if len(specs) != 1:

@@ -255,7 +255,7 @@ def tune_data(
     import optuna
 
     started = time.perf_counter()
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     options = options or ProtocolOptions()
     tracker = tracker or Tracker(what="tuning")
     if method not in METHODS:
@@ -326,7 +326,7 @@ def tune_data(
                 latency_sample=0, calibrate=calibrate))
         ev = evs[0]
         value = _mean([e.metrics.get(objective) for e in evs])
-        keep = {k: _mean([e.metrics.get(k) for e in evs])
+        keep: dict[str, Any] = {k: _mean([e.metrics.get(k) for e in evs])
                 for k in ("roc_auc", "average_precision", "card_precision_at_100",
                           "recall_at_max_fpr", "recall_at_threshold", "fpr_at_threshold")}
         if len(evs) > 1:
@@ -413,7 +413,7 @@ def tune(
     cancel: CancelFn | None = None,
 ) -> TuningResult:
     """Read a file and tune ``model`` on it; with ``register``, save the best as a challenger."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
     options = options or ProtocolOptions()
     if method not in METHODS:
         raise ConfigError(f"unknown search method {method!r}; use {', '.join(METHODS)}")
