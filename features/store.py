@@ -70,7 +70,7 @@ transactions); the derived values are finalized by :func:`features.plan.finalize
 function the offline twin runs.
 
 Round trips: ``process``, ``save_scored``, ``apply_labels`` and ``get_prediction`` each send one
-non-transactional pipeline for the whole batch (``round_trips()`` counts them). The two Redis
+non-transactional pipeline for the whole batch (``round_trips()`` counts them). The three Redis
 functions (``FCALL``, Redis >= 7.0) come from one library the store loads with ``FUNCTION LOAD``;
 a "function not found" reply (Redis restarted without persistence, or FUNCTION FLUSH) costs one
 FUNCTION LOAD and one re-send of the affected calls. Within a pipeline Redis runs the calls one
@@ -380,17 +380,13 @@ class OnlineFeatureStore:
         return [r for r in results if r is not None]
 
     async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip."""
+        """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip
+        (one call of the library's ``save`` function for the whole batch)."""
         if not items:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for tx_id, payload in items:
-            pipe.set(f"{self.ns}:sc:{tx_id}", payload, ex=self.prediction_ttl_s)
-        self._round_trips += 1
-        try:
-            await pipe.execute()
-        except RedisError as exc:
-            raise ServiceError(f"Redis: cannot save scored events: {exc}") from exc
+        keys = [f"{self.ns}:sc:{tx_id}" for tx_id, _ in items]
+        await self._fcall(self.library.save, [(keys, [self.prediction_ttl_s,
+                                                      *(payload for _, payload in items)])])
 
     async def apply_labels(self, labels: Sequence[Label]) -> list[LabelResult]:
         """Mark transactions labelled (idempotent), add them to the label-based buckets of their
