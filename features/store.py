@@ -70,7 +70,7 @@ transactions); the derived values are finalized by :func:`features.plan.finalize
 function the offline twin runs.
 
 Round trips: ``process``, ``save_scored``, ``apply_labels`` and ``get_prediction`` each send one
-non-transactional pipeline for the whole batch (``round_trips()`` counts them). The three Redis
+non-transactional pipeline for the whole batch (``round_trips()`` counts them). The Redis
 functions (``FCALL``, Redis >= 7.0) come from one library the store loads with ``FUNCTION LOAD``;
 a "function not found" reply (Redis restarted without persistence, or FUNCTION FLUSH) costs one
 FUNCTION LOAD and one re-send of the affected calls. Within a pipeline Redis runs the calls one
@@ -230,6 +230,17 @@ class OnlineFeatureStore:
         """Pipelines sent to Redis so far (each one is one network round trip)."""
         return self._round_trips
 
+    async def _batched(self, one: str, many: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The replies of ``one`` for each call, through ``many`` in one command when there are
+        several (every call has as many keys and as many args)."""
+        if len(calls) == 1:
+            return await self._fcall(one, calls)
+        nk, na = len(calls[0][0]), len(calls[0][1])
+        keys = [k for ks, _ in calls for k in ks]
+        args: list[Any] = [nk, na, *(a for _, args_ in calls for a in args_)]
+        (replies,) = await self._fcall(many, [(keys, args)])
+        return list(replies)
+
     async def _fcall(self, function: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if not self._loaded:
             await self.load()
@@ -350,7 +361,8 @@ class OnlineFeatureStore:
         if not txs:
             return []
         prepared = [self._prepare(tx) for tx in txs]
-        replies = await self._fcall(self.library.process, [(k, a) for k, a, _ in prepared])
+        replies = await self._batched(self.library.process, self.library.many,
+                                      [(k, a) for k, a, _ in prepared])
         results: list[FeatureResult | None] = [None] * len(txs)
         raws: list[bytes] = []
         inputs: list[dict[str, Any]] = []
@@ -400,7 +412,7 @@ class OnlineFeatureStore:
             tid = lab.transaction_id
             calls.append(([f"{self.ns}:tx:{tid}", f"{self.ns}:sc:{tid}", f"{self.ns}:lb:{tid}"],
                           [body, 1 if lab.is_fraud else 0]))
-        replies = await self._fcall(self.library.label, calls)
+        replies = await self._batched(self.library.label, self.library.label_many, calls)
         known = [(i, r, *_snapshot(r[1], self._ncols)) for i, r in enumerate(replies)
                  if _text(r[0]) != "unknown"]
         feats = self._features([raw for _, _, raw, _ in known], [facts for *_, facts in known])
