@@ -70,7 +70,8 @@ class ApiRuntime:
             if self._models is None:
                 # poll_interval 0: a promotion made through this API is used by the next request
                 self._models = await asyncio.to_thread(
-                    ChampionWatcher, self.registry, poll_interval_s=0.0, with_challengers=True)
+                    ChampionWatcher, self.registry, poll_interval_s=0.0, with_challengers=True,
+                    feature_set=self.settings.feature_set)
                 self._scorer = Scorer(self.settings, self.store, self._models)
             else:
                 await asyncio.to_thread(self._models.refresh)

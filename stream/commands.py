@@ -73,6 +73,23 @@ def services(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.healthy for s in infos) else 1
 
 
+def _check_champion(settings: Settings) -> None:
+    """Refuse to start a scorer whose registry's champion it cannot serve (another feature
+    set, a bad signature): it would score every transaction the same. An empty registry is
+    fine: the worker creates an initial champion."""
+    from fraudstream.errors import ConfigError
+    from models.registry import ModelRegistry
+    from models.watcher import ChampionWatcher
+
+    registry = ModelRegistry(settings.registry_path, settings.hmac_key)
+    if registry.champion_version() is None:
+        return
+    watcher = ChampionWatcher(registry, feature_set=settings.feature_set)
+    if watcher.current is None:
+        raise ConfigError(f"the champion cannot be served: {watcher.last_error}; promote a "
+                          "version trained on this feature set, or set FRAUDSTREAM_FEATURE_SET")
+
+
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
@@ -80,6 +97,8 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.services import Services
     from stream.topics import ensure_topics
 
+    if args.role in ("scorer", "all"):
+        _check_champion(settings)
     kafka, redis_url = Services(settings).addresses()
     settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis_url})
     ensure_topics(settings, kafka)
