@@ -142,6 +142,7 @@ class Slot:
     first_event_time: float | None = None
     last_event_time: float | None = None
     drift: dict[str, Any] = field(default_factory=dict)  # the alarm that started it
+    threshold: float | None = None  # the operating threshold of the version it continues
 
     def time_range(self) -> tuple[float, float] | None:
         if self.first_event_time is None or self.last_event_time is None:
@@ -221,7 +222,7 @@ class OnlineLearner:
         if version is not None:
             model, meta = self.registry.load(version)
             return self._slot("champion", model, "registry", version=meta.version,
-                              saved_at_labels=0)
+                              saved_at_labels=0, threshold=meta.threshold)
         model = build_model(self.config.model, self.config.model_params)
         meta = self.registry.save(
             model, name=model.name, params=model.params, kind="online",
@@ -241,7 +242,8 @@ class OnlineLearner:
             if label in names:
                 names.remove(label)
             self.challengers.append(
-                self._slot(label, model, "registry", version=meta.version, saved_at_labels=0)
+                self._slot(label, model, "registry", version=meta.version, saved_at_labels=0,
+                           threshold=meta.threshold)
             )
         for name in names:
             self.challengers.append(self._slot(name, build_model(name), "config"))
@@ -453,7 +455,7 @@ class OnlineLearner:
             {},
         )
         self.champion = self._slot("champion", model, "registry", version=meta.version,
-                                   saved_at_labels=0)
+                                   saved_at_labels=0, threshold=meta.threshold)
         self.background = None
         self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
         self.concept.reset()
@@ -518,7 +520,9 @@ class OnlineLearner:
             labels_learned=slot.model.labels_learned,
             metrics=slot.metrics.summary(),
             time_range=slot.time_range(),
-            threshold=self.config.threshold,
+            # a version learning on keeps the operating threshold chosen for it (offline, for the
+            # FPR target); a model the learner started takes the configured one
+            threshold=self.config.threshold if slot.threshold is None else slot.threshold,
             kind="online",
             note=note,
         )
