@@ -23,7 +23,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me"  # noqa: S105 - a marker, refused outside local mode
 
-TOPIC_NAMES = ("transactions", "scored", "labels", "transactions.dlq", "labels.dlq", "model-events")
+TOPIC_NAMES = ("transactions", "scored", "labels", "transactions.dlq", "labels.dlq", "model-events",
+               "labels.retry")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -101,6 +102,12 @@ class Settings(BaseSettings):
     allowed_lateness: str = "1h"
     snapshot_ttl: str = "45d"
     prediction_ttl: str = "45d"
+    label_wait: str = Field(
+        default="30s",
+        description="how long (wall clock) a label whose transaction has no feature snapshot yet "
+        "waits for it on the labels.retry topic (a label that overtook its transaction, e.g. in a "
+        "flat-out replay) before it goes to labels.dlq; 0: at once",
+    )
 
     # -- decisions and models ----------------------------------------------------------------
     review_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -253,7 +260,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not an ISO 4217 code: {v!r}")
         return v.upper()
 
-    @field_validator("allowed_lateness", "snapshot_ttl", "prediction_ttl")
+    @field_validator("allowed_lateness", "snapshot_ttl", "prediction_ttl", "label_wait")
     @classmethod
     def _duration(cls, v: str) -> str:
         parse_duration(v)
@@ -303,6 +310,10 @@ class Settings(BaseSettings):
     @property
     def allowed_lateness_s(self) -> float:
         return parse_duration(self.allowed_lateness)
+
+    @property
+    def label_wait_s(self) -> float:
+        return parse_duration(self.label_wait)
 
     @property
     def snapshot_ttl_s(self) -> int:

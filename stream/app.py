@@ -11,6 +11,8 @@
     labels ──► learn agent (the learner app, one per system): join with the feature snapshot,
                learn_one, ADWIN drift, snapshots to the registry ─► model-events; scorers reload
                the champion from the registry when its version changes (a timer polls it).
+               A label that overtook its transaction waits on labels.retry (FRAUDSTREAM_LABEL_WAIT),
+               then goes to labels.dlq.
 
 :func:`create_app` builds the app for a set of settings; ``role`` says which agents it runs:
 ``"scorer"`` (the scoring agent, stateless, scales with partitions), ``"learner"`` (the learning
@@ -28,15 +30,24 @@ from typing import Any
 import faust
 import orjson
 
+from features.store import LabelResult
 from fraudstream.settings import Settings
 from stream import transport
 from stream.runtime import Runtime
-from stream.schemas import DeadLetter
+from stream.schemas import DeadLetter, HeldLabel, Label
 from stream.validation import parse_label, parse_transaction
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("fraudstream.worker")
+
+
+def _no_snapshot(label: Label, held: HeldLabel | None) -> str:
+    why = (f"no feature snapshot for transaction {label.transaction_id!r} "
+           "(never scored, or its snapshot expired)")
+    if held is not None:
+        why += f"; waited {held.wait_s:g} s on labels.retry ({held.attempts} tries)"
+    return why
 
 
 def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = None) -> faust.App:
@@ -76,6 +87,7 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
     labels = topic("labels", partitions=1)
     tx_dlq = topic("transactions.dlq", partitions=1)
     label_dlq = topic("labels.dlq", partitions=1)
+    label_retry = topic("labels.retry", partitions=1)
     model_events = topic("model-events", partitions=1)
 
     @app.task
@@ -151,17 +163,57 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
                 joins = await rt.store.apply_labels([lb for lb, _ in parsed])
                 for (label, event), join in zip(parsed, joins, strict=True):
                     if join.status == "unknown":
-                        await dead_letter(label_dlq, event.value, (
-                            f"no feature snapshot for transaction {label.transaction_id!r} "
-                            "(never scored, or its snapshot expired)"), event)
+                        msg = event.message
+                        held = HeldLabel.first(event.value, msg.topic, msg.partition, msg.offset,
+                                               time.time(), rt.settings.label_wait_s)
+                        if held is None:
+                            await dead_letter(label_dlq, event.value, _no_snapshot(label, None),
+                                              event)
+                        else:
+                            await label_retry.send(key=msg.key, value=held.encode())
+                            rt.metrics.count("labels_held")
                         continue
-                    if join.status == "duplicate":
-                        rt.metrics.label_duplicate()
-                        continue
-                    for model_event in rt.learn(label, join):
-                        await model_events.send(key=b"learner", value=model_event)
+                    await learn_one(label, join)
                 for model_event in rt.after_learning():
                     await model_events.send(key=b"learner", value=model_event)
+
+        async def learn_one(label: Label, join: LabelResult) -> None:
+            if join.status == "duplicate":
+                rt.metrics.label_duplicate()
+                return
+            for model_event in rt.learn(label, join):
+                await model_events.send(key=b"learner", value=model_event)
+
+        @app.agent(label_retry, name="retry-labels")
+        async def retry_labels(stream: faust.StreamT) -> None:
+            """Labels that overtook their transaction, tried again until their wait is over.
+
+            A held label is a Kafka record (nothing is lost if the worker stops); records come
+            in the order they were held, so waiting for the first one due delays no other."""
+            await rt.ready.wait()
+            async for raw in stream:
+                held = HeldLabel.decode(raw)
+                delay = held.due - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                label, _ = parse_label(held.raw)
+                assert label is not None  # it was parsed before it was held
+                (join,) = await rt.store.apply_labels([label])
+                if join.status != "unknown":
+                    rt.metrics.count("labels_joined_late")
+                    await learn_one(label, join)
+                    for model_event in rt.after_learning():
+                        await model_events.send(key=b"learner", value=model_event)
+                    continue
+                again = held.again(time.time())
+                if again is not None:
+                    await label_retry.send(key=label.transaction_id.encode(), value=again.encode())
+                    continue
+                record = DeadLetter.of(held.raw, _no_snapshot(label, held), held.topic,
+                                       held.partition, held.offset)
+                await label_dlq.send(key=label.transaction_id.encode(),
+                                     value=record.model_dump_json().encode())
+                rt.metrics.dead_letter(held.topic, record.reason)
 
         @app.timer(1.0)
         async def learner_tick() -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "CURRENCIES",
     "EPOCH_MS_THRESHOLD",
     "DeadLetter",
+    "HeldLabel",
     "Label",
     "Reason",
     "ScoredEvent",
@@ -485,3 +486,61 @@ class DeadLetter(BaseModel):
     @field_serializer("failed_at")
     def _iso(self, v: datetime) -> str:
         return v.astimezone(UTC).isoformat()
+
+
+class HeldLabel(BaseModel):
+    """A label whose transaction had no feature snapshot yet, on topic ``labels.retry``.
+
+    Labels normally come days after their transaction; one that overtakes it (a flat-out replay,
+    a lagging scorer) is held and tried again with a growing pause (0.5 s, 1 s, 2 s, ... at most
+    the rest of its wait) until ``wait_s`` of wall-clock time have passed since it was first
+    held; then it goes to ``labels.dlq``. ``topic``/``partition``/``offset`` are where it came from.
+
+    >>> h = HeldLabel.first(b'{"transaction_id": "7"}', "labels", 0, 12, now=100.0, wait_s=3.0)
+    >>> h.due, h.attempts, h.raw
+    (100.5, 1, b'{"transaction_id": "7"}')
+    >>> h.again(100.5).due, h.again(102.0).due, h.again(103.0)
+    (101.5, 103.0, None)
+    >>> HeldLabel.first(b"{}", "labels", 0, 1, now=0.0, wait_s=0.0) is None  # no waiting
+    True
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    original: str = Field(description="the label record's bytes, base64")
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    held_at: float = Field(description="when it was first held, epoch s")
+    due: float = Field(description="when to try it again, epoch s")
+    attempts: int = 1
+    wait_s: float
+
+    @classmethod
+    def first(cls, raw: bytes, topic: str, partition: int | None, offset: int | None, now: float,
+              wait_s: float) -> HeldLabel | None:
+        """Hold a label, or None when labels do not wait (``wait_s`` <= 0)."""
+        if wait_s <= 0:
+            return None
+        return cls(original=base64.b64encode(raw).decode("ascii"), topic=topic,
+                   partition=partition, offset=offset, held_at=now,
+                   due=now + min(0.5, wait_s), wait_s=wait_s)
+
+    def again(self, now: float) -> HeldLabel | None:
+        """The next try after a failed one at ``now``; None when the wait is over."""
+        end = self.held_at + self.wait_s
+        if now >= end:
+            return None
+        pause = min(0.5 * 2 ** self.attempts, end - now)
+        return self.model_copy(update={"due": now + pause, "attempts": self.attempts + 1})
+
+    @property
+    def raw(self) -> bytes:
+        return base64.b64decode(self.original)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> HeldLabel:
+        return cls.model_validate_json(data)

@@ -3,14 +3,14 @@
 Every topic of :data:`fraudstream.settings.TOPIC_NAMES` gets the configured prefix
 (``settings.topic(name)``). ``transactions`` and ``scored`` are keyed by card id and get
 ``settings.partitions`` partitions (the unit of parallelism of the scorers); ``labels``,
-``labels.dlq``, ``transactions.dlq`` and ``model-events`` get one (one learner, small volumes,
-a total order). Topics that exist are left as they are.
+``labels.dlq``, ``labels.retry``, ``transactions.dlq`` and ``model-events`` get one (one
+learner, small volumes, a total order). Topics that exist are left as they are.
 
 >>> from fraudstream.settings import Settings
 >>> sorted(topic_partitions(Settings(_env_file=None, topic_prefix="x-", partitions=3)).items())
 ... # doctest: +NORMALIZE_WHITESPACE
-[('x-labels', 1), ('x-labels.dlq', 1), ('x-model-events', 1), ('x-scored', 3),
- ('x-transactions', 3), ('x-transactions.dlq', 1)]
+[('x-labels', 1), ('x-labels.dlq', 1), ('x-labels.retry', 1), ('x-model-events', 1),
+ ('x-scored', 3), ('x-transactions', 3), ('x-transactions.dlq', 1)]
 """
 
 from __future__ import annotations

@@ -415,33 +415,52 @@ def datetime_s(text: str) -> float:
 # -- (iii): a label for an unknown transaction -----------------------------------------------------
 def test_label_for_unknown_transaction_goes_to_labels_dlq(services: dict[str, str], make_settings,
                                                           tmp_path: Path) -> None:
+    """A label that overtook its transaction waits on labels.retry and is learned once the
+    transaction is scored; one whose transaction never comes is dead-lettered after the wait."""
     import base64
 
     settings = make_settings(services)
     ensure_topics(settings, services["kafka"])
     l_topic, l_dlq = settings.topic("labels"), settings.topic("labels.dlq")
-    log = tmp_path / "learner.log"
+    t_topic = settings.topic("transactions")
+    log = tmp_path / "worker.log"
     reader = TopicReader(services["kafka"], [l_dlq])
     prod = Producer(services["kafka"])
     label = {"transaction_id": "never-scored-42", "is_fraud": True,
              "reported_at": "2024-01-02T10:00:00Z", "source": "analyst"}
+    early_tx = plain_transactions(1)[0]
+    early_id = early_tx.record["transaction_id"]
+    early = {"transaction_id": early_id, "is_fraud": True,
+             "reported_at": "2024-01-02T10:00:00Z", "source": "analyst"}
     try:
-        with worker(settings, "learner", log) as proc:
-            wait_ready(settings, proc, log, "learner")
+        with worker(settings, "all", log, LABEL_WAIT="6s", **SCORER_ENV) as proc:
+            wait_ready(settings, proc, log, "all")
             prod.send(l_topic, key="never-scored-42", value=label)
             prod.send(l_topic, key="broken", value={"transaction_id": "x1", "is_fraud": "maybe"})
+            prod.send(l_topic, key=early_id, value=early)  # before its transaction
+            prod.flush()
+            time.sleep(1.5)
+            prod.send(t_topic, key=early_tx.key, value=early_tx.record)
             prod.flush()
             reader.until("two dead letters", lambda: len(reader.records[l_dlq]) >= 2, 60, proc, log)
+            # the early label was joined when its transaction had been scored: it is learned
+            # (kept with the transaction's snapshot, as /predictions shows)
+            beat = wait_for("the early label learned", lambda: next(
+                (h for h in heartbeats(settings)
+                 if h.get("counters", {}).get("labels_joined_late", 0) >= 1), None), 30, proc, log)
+            assert beat["counters"].get("labels_held", 0) >= 2
+            time.sleep(1.0)
     finally:
         prod.close()
         reader.close()
     letters = reader.values(l_dlq)
-    assert len(letters) == 2
-    # the invalid one is dead-lettered at parsing, the unknown one after the Redis join
+    assert len(letters) == 2, letters  # the early label is not among them
+    # the invalid one is dead-lettered at parsing, the unknown one after waiting on labels.retry
     unknown = next(d for d in letters if "snapshot" in d["reason"])
     invalid = next(d for d in letters if d is not unknown)
-    assert unknown["reason"] == ("no feature snapshot for transaction 'never-scored-42' "
-                                 "(never scored, or its snapshot expired)")
+    assert unknown["reason"].startswith(
+        "no feature snapshot for transaction 'never-scored-42' (never scored, or its snapshot "
+        "expired); waited 6 s on labels.retry (")
     assert unknown["topic"] == l_topic and unknown["offset"] == 0
     assert orjson.loads(base64.b64decode(unknown["original"])) == label
     assert "is_fraud" in invalid["reason"] and "reported_at: missing" in invalid["reason"]
