@@ -74,7 +74,7 @@ from models.learner import LearnerConfig, OnlineLearner  # noqa: E402
 from models.metrics import average_precision, card_precision_at_k  # noqa: E402
 from models.registry import ModelRegistry  # noqa: E402
 from models.watcher import ChampionWatcher  # noqa: E402
-from stream.simulator import DRIFT_PATTERN, FraudPattern, SimConfig, Simulator  # noqa: E402
+from stream.simulator import DRIFT_PATTERN, SPREE_PATTERN, FraudPattern, SimConfig, Simulator  # noqa: E402
 
 DAY = 86400.0
 SYSTEMS = ("frozen", "online", "full")
@@ -98,7 +98,7 @@ IMITATION_PATTERN = FraudPattern(
     foreign_share=0.05,
     night_share=0.05,
 )
-PATTERNS = {"simulator": DRIFT_PATTERN, "imitation": IMITATION_PATTERN}
+PATTERNS = {"simulator": DRIFT_PATTERN, "imitation": IMITATION_PATTERN, "spree": SPREE_PATTERN}
 
 
 class Stream:
@@ -193,7 +193,8 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
             t0 = time.perf_counter()
             record(learner.learn(stream.features(row), bool(stream.label_fraud[i]),
                                  transaction_id=stream.tx_id[row], card_id=stream.card[row],
-                                 event_time=float(stream.t[row])))
+                                 event_time=float(stream.t[row]),
+                                 reported_at=float(stream.label_t[i])))
             learn_s += time.perf_counter() - t0
             pending += 1
             continue
@@ -205,7 +206,7 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
         s = float(model.predict_proba_one(x))
         scores[i] = s
         if not frozen:
-            record(learner.observe(x, s))
+            record(learner.observe(x, s, transaction_id=stream.tx_id[i]))
         if stream.day[i] != last_day:
             last_day = int(stream.day[i])
             progress(f"{kind}: day {last_day} ({n:,} events, {time.perf_counter() - started:.0f} s, "
@@ -338,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drift-day", type=int, default=21)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--pattern", choices=sorted(PATTERNS), default="simulator",
-                   help="fraud after the drift: the simulator's DRIFT_PATTERN, or imitation")
+                   help="fraud after the drift: the simulator's DRIFT_PATTERN, imitation, or "
+                   "SPREE_PATTERN (local sprees at new shops)")
     p.add_argument("--cards", type=int, default=5000)
     p.add_argument("--terminals", type=int, default=10000)
     p.add_argument("--baseline-days", type=int, default=7)
@@ -400,9 +402,11 @@ def main(argv: list[str] | None = None) -> int:
             "feature_set": settings.feature_set, "features": len(stream.names),
             "model": cfg.model, "learner": {
                 k: getattr(cfg, k) for k in (
-                    "promotion_metric", "promotion_window", "promotion_margin",
+                    "promotion_judge", "promotion_metric", "promotion_alert_share",
+                    "promotion_alpha", "promotion_window", "promotion_margin",
                     "promotion_min_positives", "drift_delta", "drift_warning_delta",
-                    "drift_min_change", "drift_warmup", "drift_cooldown", "warning_max_labels",
+                    "drift_min_change", "drift_warmup", "drift_cooldown", "drift_label_age",
+                    "drift_challenger", "warning_max_labels", "challenger_max_labels",
                     "snapshot_every_labels")},
             "baseline_days": args.baseline_days, "tolerance": args.tolerance,
             "generate_s": round(stream.generate_s, 1), "features_s": round(stream.features_s, 1),

@@ -34,7 +34,11 @@ def stream(n: int, drift_at: int | None, seed: int = 0, rate: float = 0.05) -> I
 
 
 def config(**kw) -> LearnerConfig:  # type: ignore[no-untyped-def]
-    base = {
+    base = {  # judged on label-time predictions (the live judge: test_models_shadow.py)
+        "promotion_judge": "labels",
+        "promotion_metric": "average_precision",
+        "drift_challenger": "fresh",
+        "drift_label_age": None,
         "promotion_window": 1000,
         "promotion_check_every": 100,
         "metrics_window": 2000,
