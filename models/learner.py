@@ -13,18 +13,40 @@ predicts BEFORE it learns; the prediction updates its rolling metrics
 per-class error (the classes of ``drift_classes``: the frauds by default, see
 :mod:`models.drift`) feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
 
-- a WARNING starts a background model (the champion's name and parameters, fresh but with the
-  champion's input statistics: :meth:`~models.zoo.Model.restart`) that learns
-  from then on, in shadow like a challenger (it may be promoted by the same rule below: an
-  online champion partly adapts to a change, so its error may fall back before ADWIN at the
-  drift level is sure); it is dropped after ``warning_max_labels`` labels without drift;
+- a WARNING starts a background model (see "drift models" below) that learns from then on, in
+  shadow like a challenger (it may be promoted by the same rule below: an online champion partly
+  adapts to a change, so its error may fall back before ADWIN at the drift level is sure); it is
+  dropped after ``warning_max_labels`` labels without drift;
 - a DRIFT makes that background model a challenger (when it started at most
-  ``warning_max_labels`` labels ago), or else starts a fresh challenger at the drift point;
-- every ``promotion_check_every`` labels, a challenger with at least ``promotion_window`` (N)
-  labels of its own is promoted when its ``promotion_metric`` on the latest N labels beats the
-  champion's on the same N labels by ``promotion_margin``, with at least
-  ``promotion_min_positives`` frauds among them. Nothing else ever replaces the champion. A drift
-  challenger not promoted after ``challenger_max_labels`` labels is dropped.
+  ``warning_max_labels`` labels ago), or else starts a drift challenger at the drift point;
+- every ``promotion_check_every`` labels, the challengers are judged against the champion (the
+  promotion rule below); nothing else ever replaces the champion. A drift challenger not
+  promoted after ``challenger_max_labels`` labels is dropped.
+
+Only FRESH labels feed the concept drift detector: a label reported more than
+``drift_label_age`` after its transaction (a chargeback weeks later) tells how fraud looked
+then, not now. Drift models (``drift_challenger``): the champion going on (``continue``, a copy)
+or afresh with the champion's input statistics (``fresh``, :meth:`~models.zoo.Model.restart`);
+either learns the drifted class (the class whose error rose) only from transactions at or after
+the drift point (the alarm's ``since``: the earliest transaction among those the change was
+measured on), so late labels of the old concept do not pull it back.
+
+The promotion rule (``promotion_judge``):
+
+- ``live`` (default): what each model said when a transaction was SCORED. :meth:`observe`
+  (with the transaction id) asks every rival (challengers, background model) for its score and
+  keeps it, with the champion's live score and each score's alert rank among that model's
+  recent live scores, until the transaction's label (:mod:`models.shadow`). A challenger wins
+  on the latest ``promotion_window`` labelled transactions both scored live, with at least
+  ``promotion_min_positives`` frauds among them: ``alert_recall`` (the share of those frauds in
+  the model's top ``promotion_alert_share`` of live traffic) ahead by ``promotion_margin`` and
+  significant by a one-sided sign test at ``promotion_alpha``; or ``average_precision`` /
+  ``roc_auc`` of the live scores ahead by the margin;
+- ``labels``: each model's prequential ``promotion_metric`` (``average_precision``/``roc_auc``)
+  on the latest N labels, predicted when the label arrived. Biased with class-dependent label
+  delays: a model asked at label time has learned labels of transactions that came after the
+  one it is judged on (the first fraud label of a spree tells it the card), and the latest N
+  labels are not a sample of live traffic (genuine ones a week old, fraud ones hours to weeks).
 
 Snapshots: every ``snapshot_every_labels`` labels, or ``snapshot_every_s`` seconds when anything
 was learned, the champion's learned state is saved to the registry (``kind="online"``, parent =
@@ -41,7 +63,7 @@ import copy
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -411,7 +433,7 @@ class OnlineLearner:
             evidence["challenger_from"] = f"background model started at a warning {bg.labels} labels ago"
         else:
             slot = self._drift_model(label, "drift", evidence)
-            evidence["challenger_from"] = "fresh model started at the drift point"
+            evidence["challenger_from"] = "drift model started at the drift point"
         slot.drift = evidence
         evidence["challenger"] = label
         drift_slots = [s for s in self.challengers if s.origin in ("drift", "warning")]
@@ -557,7 +579,7 @@ class OnlineLearner:
         rivals = self.rivals()
         if not rivals:
             return
-        said = {champ.key: (p, r)}
+        said: dict[Hashable, tuple[float, float]] = {champ.key: (p, r)}
         for slot in rivals:
             q = slot.model.predict_proba_one(features)
             said[slot.key] = (q, slot.ranks.rank(q))

@@ -74,7 +74,6 @@ from fraudstream.errors import ConfigError
 __all__ = [
     "DEFAULT_PATTERN",
     "DRIFT_PATTERN",
-    "PATTERNS",
     "SCENARIOS",
     "SPREE_PATTERN",
     "DayBatch",
@@ -236,10 +235,6 @@ SPREE_PATTERN = FraudPattern(
     spree_gap_s=600.0,
     spree_amount=(1.0, 2.0),
 )
-
-#: The named patterns (``SimConfig.fraud`` / ``SimConfig.drift``, the CLI's ``--drift-pattern``).
-PATTERNS = MappingProxyType({"default": DEFAULT_PATTERN, "night": DRIFT_PATTERN,
-                             "spree": SPREE_PATTERN})
 
 
 @dataclass(frozen=True)

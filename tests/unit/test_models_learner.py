@@ -108,7 +108,8 @@ def test_without_warnings_a_fresh_challenger_starts_at_the_drift(registry: Model
     assert [e.kind for _, e in events] == ["drift", "promotion"]
     (d_at, drift), (p_at, promo) = events
     assert 12_000 <= d_at < 13_000
-    assert drift.evidence["challenger_from"] == "fresh model started at the drift point"
+    assert drift.evidence["challenger_from"] == "drift model started at the drift point"
+    assert drift.evidence["model_from"].startswith("fresh")
     assert promo.evidence["origin"] == "drift" and promo.evidence["challenger_labels"] == p_at - d_at
     _check_promotion(registry, learner, promo)
 

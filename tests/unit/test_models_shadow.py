@@ -84,7 +84,7 @@ def test_sign_test() -> None:
 def test_alert_recall_needs_enough_frauds_a_margin_and_significance() -> None:
     c = LiveComparison(window=1000)
     kw = {"margin": 0.02, "min_positives": 20, "alert_share": 0.01, "alpha": 0.05}
-    for i in range(19):  # 19 frauds, the challenger catches all, the champion none
+    for _ in range(19):  # 19 frauds, the challenger catches all, the champion none
         c.add(True, 0.1, 0.9, 0.5, 0.001)
     assert not c.verdict("alert_recall", **kw)["ready"]
     c.add(True, 0.1, 0.9, 0.5, 0.001)
