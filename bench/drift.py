@@ -1,9 +1,11 @@
 """Concept drift: a frozen model, online learning alone, and the full system, day by day.
 
 The simulator (:mod:`stream.simulator`) runs ``--days`` simulated days with the fraud pattern
-changing to :data:`~stream.simulator.DRIFT_PATTERN` at ``--drift-day`` (fraud stops looking like
-large amounts: compromised cards spend like their holders, at night and abroad; card testing
-doubles). Features come from the offline twin (:func:`features.offline.compute_features`, the
+changing at ``--drift-day`` (``--pattern``): to :data:`~stream.simulator.DRIFT_PATTERN` (fraud
+stops looking like large amounts: compromised cards spend like their holders, at night and
+abroad; card testing doubles), to ``imitation`` (compromised cards spend like their holders, at
+their usual terminals, in the daytime) or to :data:`~stream.simulator.SPREE_PATTERN` (cloned cards
+on daytime sprees at new shops of their holder's city). Features come from the offline twin (:func:`features.offline.compute_features`, the
 worker's ``default`` feature set, point-in-time correct) with the simulated labels applied at
 their ``reported_at``, so the bench runs at in-process speed with the worker's numbers.
 
@@ -21,9 +23,11 @@ observe agent does.
 (b) ``online``: online learning without drift handling: the same learner with concept drift
     detection off (``drift_detection=False``: no ADWIN alarms, no background model, no
     challengers); the champion keeps learning every label;
-(c) ``full``: the full system: online learning plus ADWIN on the champion's prequential error,
-    a background model from a warning, a drift challenger in shadow, promotion when it beats the
-    champion on the latest N labels by the margin (the worker's default settings).
+(c) ``full``: the full system: online learning plus ADWIN on the champion's prequential error
+    (fresh labels of the fraud class), a background model from a warning, a drift challenger in
+    shadow, promotion when it beats the champion by the margin on the latest N labelled
+    transactions, judged on the scores both gave when each was scored (``promotion_judge=live``;
+    every scored transaction goes to ``learner.observe`` with its id); the worker's defaults.
 
 Metrics per simulated day, on EVERY transaction of that day (labelled or not), with the score the
 system gave at scoring time (before the label of that transaction was known): average precision, and card
