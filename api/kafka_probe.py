@@ -49,6 +49,7 @@ class KafkaProbe:
         self._lock = threading.Lock()
         self._result: dict[str, Any] | None = None
         self._refreshing: asyncio.Future[None] | None = None
+        self._closed = False
 
     async def snapshot(self) -> dict[str, Any]:
         """``{"reachable", "error", "checked_at", "age_s", "lag"}`` from the cache; refreshed in
@@ -77,8 +78,14 @@ class KafkaProbe:
         return self._result
 
     def close(self) -> None:
-        with self._lock:
-            self._close_admin()
+        """Close the admin client; never waits long on a refresh in flight (that thread closes
+        it when it finishes)."""
+        self._closed = True
+        if self._lock.acquire(timeout=1.0):
+            try:
+                self._close_admin()
+            finally:
+                self._lock.release()
 
     # -- the thread's side ---------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -96,6 +103,8 @@ class KafkaProbe:
             result["checked_at"] = done
             result["took_ms"] = round((done - started) * 1000, 1)
             self._result = result
+            if self._closed:
+                self._close_admin()
 
     def _client(self) -> Any:
         if self._admin is None:

@@ -236,10 +236,10 @@ def main() -> int:
         addr = svc.up()
         base = base.model_copy(update={"kafka_bootstrap": addr["kafka"], "redis_url": addr["redis"]})
     need = int(sum(rates) * args.seconds) + args.flat + 400
-    print(f"generating {need:,} simulated transactions ...", flush=True)
-    records = transactions(need)
     results: list[dict[str, Any]] = []
     try:
+        print(f"generating {need:,} simulated transactions ...", flush=True)
+        records = transactions(need)
         for target in args.targets.split(","):
             print(f"{target}:", flush=True)
             results += run_target(target, base, records, rates, args.seconds, args.flat, home)

@@ -100,7 +100,8 @@ def synthetic_stream(days: int, cards: int, terminals: int, seed: int = 7) -> tu
 
 async def memory(client: Any, prefix: str) -> dict[str, Any]:
     """Bytes (MEMORY USAGE, exact) of every key under ``prefix``, by kind, and per entity."""
-    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "sc": "scored"}
+    kinds = {"c": "card", "t": "terminal", "x": "card_terminal", "tx": "snapshot", "lb": "label",
+             "sc": "scored"}
     total: dict[str, int] = dict.fromkeys(kinds.values(), 0)
     entities: dict[str, set[str]] = {k: set() for k in kinds.values()}
     keys: dict[str, int] = dict.fromkeys(kinds.values(), 0)
@@ -115,7 +116,8 @@ async def memory(client: Any, prefix: str) -> dict[str, Any]:
             kind = kinds[parts[3]]
             total[kind] += int(size or 0)
             keys[kind] += 1
-            entities[kind].add(":".join(parts[4:-1]) if kind in ("card", "terminal", "card_terminal")
+            # one state key per card, terminal and pair (NS:c:{card}, NS:x:{len}:{card}:{terminal})
+            entities[kind].add(":".join(parts[4:]) if kind in ("card", "terminal", "card_terminal")
                                else parts[4])
         batch.clear()
 
@@ -190,7 +192,10 @@ async def latency(client: Any, pool_counter: Any, df: pd.DataFrame, n1: int, n10
         hundreds.append(time.perf_counter() - s)
     trips2, writes2 = await store.round_trips(), pool_counter.writes
     stats = await client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {})
+    usec = calls = 0
+    for name in ("cmdstat_evalsha", "cmdstat_fcall"):  # a script before, a function now
+        usec += int(stats.get(name, {}).get("usec", 0))
+        calls += int(stats.get(name, {}).get("calls", 0))
     one, hun = np.array(ones) * 1e6, np.array(hundreds) * 1e6
     return {
         "feature_set": "default", "warm_transactions": len(warm),
@@ -206,7 +211,7 @@ async def latency(client: Any, pool_counter: Any, df: pd.DataFrame, n1: int, n10
                                "batch_100": (trips2 - trips1) / (100 * n100)},
         "socket_writes_per_tx": {"batch_1": (writes1 - writes0) / n1,
                                  "batch_100": (writes2 - writes1) / (100 * n100)},
-        "redis_evalsha_us_per_call": evalsha.get("usec_per_call"),
+        "redis_us_per_call": round(usec / calls, 2) if calls else None,
     }
 
 
@@ -239,7 +244,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     days = 3 if args.quick else 30
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "quick": bool(args.quick),
     }
     with tempfile.TemporaryDirectory() as home:
@@ -278,6 +284,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await client.aclose()
             await pool.disconnect()
             svc.down()
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -291,7 +298,7 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"| process(), batch of 100: p50 / p99 per batch | {lat['batch_100']['p50_us_per_batch']} µs / "
                  f"{lat['batch_100']['p99_us_per_batch']} µs ({lat['batch_100']['p50_us_per_tx']} µs per tx, "
                  f"{lat['batch_100']['tx_per_s']} tx/s) |")
-    lines.append(f"| Redis time per EVALSHA (one transaction, default set) | {lat['redis_evalsha_us_per_call']} µs |")
+    lines.append(f"| Redis time per feature call (one transaction, default set) | {lat['redis_us_per_call']} µs |")
     lines.append(f"| round trips per transaction (store count), batch 1 / 100 | "
                  f"{lat['round_trips_per_tx']['batch_1']:.2f} / {lat['round_trips_per_tx']['batch_100']:.2f} |")
     lines.append(f"| socket writes per transaction (connection count), batch 1 / 100 | "
@@ -303,8 +310,8 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"| {title}, {r[key]['days']} days: Redis bytes per card / terminal / card x terminal | "
                      f"{m['card']['bytes_per_entity']} / {m['terminal']['bytes_per_entity']} / "
                      f"{m['card_terminal']['bytes_per_entity']} |")
-        lines.append(f"| {title}: bytes per transaction snapshot (kept snapshot TTL) | "
-                     f"{m['snapshot']['bytes_per_entity']} |")
+        lines.append(f"| {title}: bytes per transaction snapshot / per label (kept snapshot TTL) | "
+                     f"{m['snapshot']['bytes_per_entity']} / {m['label']['bytes_per_entity']} |")
         p = r[key]["parity"]
         lines.append(f"| {title}: parity online vs offline ({p['rows']} tx x {p['features']} features) | "
                      f"{'equal' if p['ok'] else 'DIFFERENT'}, max abs diff {p['max_abs_diff']:.3g} |")
@@ -327,6 +334,8 @@ def main() -> int:
     args = parser.parse_args()
     results = asyncio.run(run(args))
     print(table(results))
+    print(f"load average (1, 5, 15 min) at start {results['machine']['load_average_at_start']}, "
+          f"at end {results['machine']['load_average_at_end']} on {os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {args.out}")

@@ -34,8 +34,8 @@ import pandas as pd
 from fraudstream.errors import DataError
 
 __all__ = [
-    "CANONICAL", "HANDBOOK", "PRESETS", "ColumnMapping", "read_frame", "read_raw", "sort_events",
-    "to_canonical",
+    "CANONICAL", "HANDBOOK", "PRESETS", "SIMULATOR", "ColumnMapping", "read_frame", "read_raw",
+    "sort_events", "to_canonical",
 ]
 
 CANONICAL = (
@@ -97,7 +97,17 @@ HANDBOOK = ColumnMapping(
     label_delay="7d",
 )
 
-PRESETS: dict[str, ColumnMapping] = {"handbook": HANDBOOK}
+#: Files written by ``fraudstream simulate --out`` (:func:`stream.simulate.write_simulation`): the
+#: canonical names as they are; ``scenario`` is the simulator's truth, never a feature.
+SIMULATOR = ColumnMapping(
+    name="simulator",
+    columns={c: c for c in ("transaction_id", "timestamp", "card_id", "terminal_id", "amount",
+                            "currency", "is_fraud", "channel", "country", "city",
+                            "merchant_category", "latitude", "longitude")},
+    drop=frozenset({"scenario"}),
+)
+
+PRESETS: dict[str, ColumnMapping] = {"handbook": HANDBOOK, "simulator": SIMULATOR}
 
 
 def read_frame(path: str | Path, mapping: ColumnMapping, nrows: int | None = None) -> pd.DataFrame:

@@ -473,7 +473,8 @@ class Night(Definition):
 class FirstSeen(Definition):
     """1 when the entity has not seen this value of ``field`` in the window before this
     transaction (first time at this terminal, in this country), 0 when it has, missing without a
-    value."""
+    value. A card's first time at a terminal reads the card x terminal count (1 = only this
+    one), which is the same thing at bucket resolution and keeps far fewer fields in Redis."""
 
     name: str
     field: str = "terminal_id"
@@ -491,12 +492,19 @@ class FirstSeen(Definition):
         if self.field in ENTITY_FIELDS[self.entity]:
             raise FeatureDefinitionError(name, f"a {self.entity} always has its own {self.field}")
         width, length, _ = _bucketed(name, self.window, self.bucket)
-        object.__setattr__(self, "key", WindowKey(self.entity, "distinct", width, 0, length, self.field))
+        if (self.entity, self.field) == ("card", "terminal_id"):
+            key = WindowKey("card_terminal", "tx", width, 0, length)
+        else:
+            key = WindowKey(self.entity, "distinct", width, 0, length, self.field)
+        object.__setattr__(self, "key", key)
 
     def needs(self) -> dict[WindowKey, set[str]]:
-        return {self.key: {"new"}}
+        return {self.key: {"c"} if self.key.kind == "tx" else {"new"}}
 
     def compute(self, ctx: Context) -> np.ndarray:
+        if self.key.kind == "tx":
+            c = ctx.raw(self.key, "c")
+            return np.where(np.isnan(c), np.nan, (c == 1).astype(float))
         return ctx.raw(self.key, "new")
 
 
@@ -550,35 +558,39 @@ def _handbook() -> FeatureSet:
 
 
 def _default() -> FeatureSet:
-    """What the worker computes on live or simulated traffic."""
+    """What the worker computes on live or simulated traffic. Bucket widths grow with the
+    windows (1 minute up to 1 hour, 1 hour for 24 hours, 1 day beyond), which bounds the fields a
+    transaction reads in Redis to about a hundred at 30 days of history."""
     defs: list[Definition] = [
         Amount("amount"),
         HourOfDay("hour_sin", "sin"),
         HourOfDay("hour_cos", "cos"),
         Weekend("is_weekend"),
         Night("is_night", last_hour=6),
-        # the card: recent activity (1-minute buckets) and history (1-hour buckets)
+        # the card: recent activity
         Aggregate("card_tx_count_10m", "card", "count", window="10m", bucket="1m"),
         Aggregate("card_tx_count_1h", "card", "count", window="1h", bucket="1m"),
         Aggregate("card_amount_sum_1h", "card", "sum", window="1h", bucket="1m", source=AMOUNT),
         Aggregate("card_tx_count_24h", "card", "count", window="24h", bucket="1h"),
         Aggregate("card_amount_sum_24h", "card", "sum", window="24h", bucket="1h", source=AMOUNT),
         Aggregate("card_amount_max_24h", "card", "max", window="24h", bucket="1h", source=AMOUNT),
-        Aggregate("card_tx_count_7d", "card", "count", window="7d", bucket="1h"),
-        Aggregate("card_amount_mean_7d", "card", "mean", window="7d", bucket="1h", source=AMOUNT),
-        Aggregate("card_amount_mean_30d", "card", "mean", window="30d", bucket="1h", source=AMOUNT),
-        Aggregate("card_amount_std_30d", "card", "std", window="30d", bucket="1h", source=AMOUNT),
-        AmountVsHistory("card_amount_zscore_30d", "zscore", "card", window="30d", bucket="1h"),
-        AmountVsHistory("card_amount_ratio_30d", "ratio", "card", window="30d", bucket="1h"),
+        # the card: its habits (1-day buckets)
+        Aggregate("card_tx_count_7d", "card", "count", window="7d", bucket="1d"),
+        Aggregate("card_amount_mean_7d", "card", "mean", window="7d", bucket="1d", source=AMOUNT),
+        Aggregate("card_amount_mean_30d", "card", "mean", window="30d", bucket="1d", source=AMOUNT),
+        Aggregate("card_amount_std_30d", "card", "std", window="30d", bucket="1d", source=AMOUNT),
+        AmountVsHistory("card_amount_zscore_30d", "zscore", "card", window="30d", bucket="1d"),
+        AmountVsHistory("card_amount_ratio_30d", "ratio", "card", window="30d", bucket="1d"),
+        # the card: where
         SincePrevious("card_seconds_since_prev", horizon="30d"),
         DistanceFromPrevious("card_km_from_prev", horizon="30d"),
         SpeedFromPrevious("card_kmh_from_prev", horizon="30d"),
         Aggregate("card_distinct_terminals_24h", "card", "distinct", window="24h", bucket="1h",
                   source="terminal_id"),
-        Aggregate("card_distinct_countries_7d", "card", "distinct", window="7d", bucket="1h",
+        Aggregate("card_distinct_countries_7d", "card", "distinct", window="7d", bucket="1d",
                   source="country"),
-        FirstSeen("card_new_terminal_30d", "terminal_id", "card", window="30d", bucket="1h"),
-        FirstSeen("card_new_country_30d", "country", "card", window="30d", bucket="1h"),
+        FirstSeen("card_new_terminal_30d", "terminal_id", "card", window="30d", bucket="1d"),
+        FirstSeen("card_new_country_30d", "country", "card", window="30d", bucket="1d"),
         # the terminal: activity, distinct cards, and risk from labels (shifted by 1 day)
         Aggregate("terminal_tx_count_1h", "terminal", "count", window="1h", bucket="1h"),
         Aggregate("terminal_tx_count_24h", "terminal", "count", window="24h", bucket="1h"),
@@ -586,11 +598,11 @@ def _default() -> FeatureSet:
                   source=AMOUNT),
         Aggregate("terminal_distinct_cards_24h", "terminal", "distinct", window="24h", bucket="1h",
                   source="card_id"),
-        Aggregate("terminal_labelled_7d", "terminal", "count", window="7d", bucket="1h",
+        Aggregate("terminal_labelled_7d", "terminal", "count", window="7d", bucket="1d",
                   delay="1d", source=LABEL),
-        Aggregate("terminal_risk_7d", "terminal", "mean", window="7d", bucket="1h", delay="1d",
+        Aggregate("terminal_risk_7d", "terminal", "mean", window="7d", bucket="1d", delay="1d",
                   source=LABEL, empty=0.0),
-        Aggregate("terminal_risk_30d", "terminal", "mean", window="30d", bucket="1h", delay="1d",
+        Aggregate("terminal_risk_30d", "terminal", "mean", window="30d", bucket="1d", delay="1d",
                   source=LABEL, empty=0.0),
         # the card at this terminal
         Aggregate("card_terminal_tx_count_30d", "card_terminal", "count", window="30d", bucket="1d"),

@@ -269,12 +269,14 @@ def compute_features(
     (as online before the first label arrives).
     """
     plan = Plan.of(feature_set)
-    for col in ("transaction_id", "timestamp", "card_id"):
+    needs_card = bool(plan.groups) or plan.previous  # per-transaction features need no card
+    required = ("transaction_id", "timestamp") + (("card_id",) if needs_card else ())
+    for col in required:
         if col not in df.columns:
             raise DataError(f"the frame lacks the {col} column")
     if df["transaction_id"].duplicated().any():
         raise DataError("duplicate transaction ids")
-    if df["card_id"].isna().any():
+    if needs_card and df["card_id"].isna().any():
         raise DataError(f"{int(df['card_id'].isna().sum())} row(s) have no card_id")
     n = len(df)
     ts_raw = timestamps_us(df["timestamp"])

@@ -1,35 +1,44 @@
 """The online feature store: Redis, one round trip per batch, idempotent, event-time windows.
 
-Key scheme (every key starts with ``NS = {key_prefix}:{feature set}:{plan digest}``; the digest
-changes whenever a group's definition changes, so old buckets are never read with new meaning)::
+Key scheme (every key starts with ``NS = {key_prefix}:{feature set}:{plan digest}v{STORAGE_VERSION}``;
+the digest changes whenever a group's definition changes and the version whenever the layout of
+the values does, so old state is never read with a new meaning: it is left to expire)::
 
-    NS:tx:{transaction_id}        hash    snapshot of a processed transaction:
-                                            r  raw aggregates returned at scoring (comma-separated)
-                                            i  inputs JSON: t event time (us), a amount (base
-                                               currency), la/lo coordinates, c card, m terminal
-                                            k  the label-based buckets it belongs to
-                                            l  label JSON, once labelled
-                                          TTL snapshot_ttl_s (set once, at scoring)
+    NS:tx:{transaction_id}        string  snapshot of a processed transaction: the raw columns
+                                          returned at scoring (8 * columns bytes, little-endian
+                                          doubles, NaN = missing), then the inputs JSON (t event
+                                          time in us, a amount in the base currency, la/lo
+                                          coordinates, c card, m terminal), the byte 0x1E, and
+                                          the label targets (its event time, then the entities
+                                          with label groups: index and key, one per line).
+                                          TTL snapshot_ttl_s, set once
+    NS:lb:{transaction_id}        string  the label JSON, once labelled; TTL: the snapshot's rest
     NS:sc:{transaction_id}        string  the ScoredEvent JSON saved by save_scored;
                                           TTL prediction_ttl_s
-    NS:c:{card}:g{gid}            hash    bucket group gid of the card
-    NS:t:{terminal}:g{gid}        hash    bucket group gid of the terminal
-    NS:x:{len(card)}:{card}:{terminal}:g{gid}
-                                  hash    bucket group gid of the card at the terminal
-    NS:c:{card}:prev              zset    the card's recent transactions (score: event time in us;
-                                          member: tie key NUL latitude NUL longitude)
+    NS:c:{card}                   string  the card's state: every bucket group of the card, and
+                                          its recent transactions
+    NS:t:{terminal}               string  the terminal's state
+    NS:x:{len(card)}:{card}:{terminal}
+                                  string  the state of the card at the terminal
 
-A group hash has one field per bucket index (decimal ``floor(event time / width)``) and a field
-``t`` = the latest event time (us) of the entity seen by the group. Bucket values are
-``count[,sum][,sumsq][,max]`` of the amount in cents for ``tx`` groups, ``labelled,frauds`` for
-``label`` groups; a ``distinct`` group has one field ``{bucket}|{value}`` = count per value.
-Buckets older than ``floor((t - allowed lateness) / width) - reach`` (``reach`` = the furthest
-bucket any window of the group looks back) are deleted on every write, so memory per entity is
-bounded by the windows, not by its history. Every group key and the recent-events zset get a TTL
-on every write: the group's span (``(reach + 2) * width``) plus the allowed lateness, resp. the
-previous-transaction horizon plus the lateness; TTLs are wall-clock, which is exact as long as
-event time advances at least as fast as the clock (live traffic, or a replay faster than
-real time).
+An entity's state is one packed string (layout in :mod:`features.lua`): a head block with the
+entity's latest event time and, per bucket group, its anchor bucket, the record of the current
+bucket and the running totals of every window; then each group's older bucket records (tx:
+count, sum, sum of squares, max of the amount in cents, as the group needs; label: labelled,
+frauds), each distinct group's values with their buckets, and (card) the recent transactions
+(event time, coordinates, tie key). One GET reads it, one SET writes it.
+Records older than ``floor((latest - allowed lateness) / width) - reach`` (``reach`` = the furthest
+bucket any window of the group looks back) are never read again and are dropped when the group's
+anchor moves (a distinct value when its newest bucket is that old; a recent transaction when a
+later one is also older than the lateness), so memory per entity is bounded by the windows, not
+by its history. A state key gets its TTL, the longest span of its groups (``(reach + 2) * width``
++ the lateness; the card's recent transactions: the previous-transaction horizon + the lateness),
+when it is created, and again only when a write opens a bucket that must outlive the TTL set last
+(its span from the entity's latest event time ends after that TTL's, counted in event time);
+other writes keep the TTL (``SET ... KEEPTTL``). TTLs are wall-clock, which is exact as long as
+event time advances at least as fast as the clock (live traffic, or a replay faster than real
+time). A label for a transaction whose entity state has expired is not kept: nothing a later
+transaction reads could hold it.
 
 Window semantics. A transaction at event time ``t`` (bucket ``B = floor(t / w)``) sees, in a
 window of ``n`` buckets delayed by ``d`` buckets, the events of its entity that Redis processed
@@ -61,24 +70,36 @@ transactions); the derived values are finalized by :func:`features.plan.finalize
 function the offline twin runs.
 
 Round trips: ``process``, ``save_scored``, ``apply_labels`` and ``get_prediction`` each send one
-non-transactional pipeline for the whole batch (``round_trips()`` counts them; a NOSCRIPT reply
-after a Redis restart costs one SCRIPT LOAD and one re-send of the affected calls).
+non-transactional pipeline for the whole batch (``round_trips()`` counts them). The Redis
+functions (``FCALL``, Redis >= 7.0) come from one library the store loads with ``FUNCTION LOAD``;
+a "function not found" reply (Redis restarted without persistence, or FUNCTION FLUSH) costs one
+FUNCTION LOAD and one re-send of the affected calls. Within a pipeline Redis runs the calls one
+after the other, so two transactions of one card in a batch see each other in order. The label
+function writes the state keys its snapshot names, which are not declared as keys: the store
+needs a standalone Redis (or one shard), not Redis Cluster.
+
+Cost (``bench/feature_store_cost.py``, ``bench/features.py``): one ``process`` call reads and
+writes three strings (card ~1.2 KB, terminal ~0.8 KB, pair ~0.2 KB at 30 days of history for the
+default set). A transaction in its groups' current buckets or later (in order) reads its windows
+from the running totals and touches only the records that leave a window; an older one (late
+within the lateness) scans its groups' records. The work left is mostly per call and per byte
+copied between Redis and Lua, not per bucket of history.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from features.definitions import FeatureSet, load_feature_set
-from features.lua import render
+from features.lua import entities, render
 from features.plan import Context, Plan, epoch_us, finalize, tie_key, to_cents
 from fraudstream.errors import DataError, ServiceError
 from stream.schemas import Label, Transaction
@@ -88,7 +109,14 @@ if TYPE_CHECKING:
 
     from fraudstream.settings import Settings
 
-__all__ = ["FeatureResult", "LabelResult", "OnlineFeatureStore"]
+__all__ = ["STORAGE_VERSION", "FeatureResult", "LabelResult", "OnlineFeatureStore"]
+
+#: The layout of the values in Redis (part of every key): a new layout never reads an old one.
+STORAGE_VERSION = 2
+
+#: Amounts (base currency) from this one up are refused: their cents would not be exact integers
+#: in a double (2^53 cents), and an infinite product of amount and rate would not count at all.
+MAX_AMOUNT = 1e13
 
 
 @dataclass
@@ -119,6 +147,13 @@ def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
+def _snapshot(x: bytes, ncols: int) -> tuple[bytes, dict[str, Any]]:
+    """(raw columns, inputs) of a stored snapshot."""
+    size = 8 * ncols
+    inputs, _ = x[size:].split(b"\x1e", 1)
+    return x[:size], orjson.loads(inputs)
+
+
 def _bytes(x: Any) -> bytes | None:
     if x is None:
         return None
@@ -145,7 +180,7 @@ class OnlineFeatureStore:
         self.client = client
         self.feature_set = feature_set
         self.plan = Plan.of(feature_set)
-        self.ns = f"{key_prefix}:{feature_set.name}:{self.plan.digest}"
+        self.ns = f"{key_prefix}:{feature_set.name}:{self.plan.digest}v{STORAGE_VERSION}"
         self.lateness_us = int(round(allowed_lateness_s * 1e6))
         self.snapshot_ttl_s = int(snapshot_ttl_s)
         self.prediction_ttl_s = int(prediction_ttl_s)
@@ -153,16 +188,14 @@ class OnlineFeatureStore:
         self.currency_rates = {k.upper(): float(v) for k, v in (currency_rates or {}).items()}
         horizon = max((getattr(d, "horizon_us", 0) for d in feature_set.definitions
                        if d.needs_previous()), default=0)
-        self.process_script, self.label_script = render(self.plan, horizon)
-        self._sha_process = hashlib.sha1(self.process_script.encode()).hexdigest()
-        self._sha_label = hashlib.sha1(self.label_script.encode()).hexdigest()
+        self.library = render(self.plan, horizon, self.lateness_us, self.snapshot_ttl_s)
         self._loaded = False
         self._round_trips = 0
         self._names = feature_set.feature_names()
         self._ncols = len(self.plan.columns)
-        self._groups = [(i + 1, g.entity, g.gid, g.width_s * 1_000_000, g.kind, g.source)
-                        for i, g in enumerate(self.plan.groups)]
-        self._entities = sorted({g.entity for g in self.plan.groups})
+        self._entities = entities(self.plan)  # the order of the scripts' state KEYS
+        self._labelled = {g.entity for g in self.plan.label_groups}
+        self._distinct = [(g.entity, g.source) for g in self.plan.groups if g.kind == "distinct"]
 
     @classmethod
     def from_settings(cls, client: redis.asyncio.Redis, settings: Settings,
@@ -180,26 +213,35 @@ class OnlineFeatureStore:
             currency_rates=settings.currency_rates,
         )
 
-    # -- scripts and accounting ----------------------------------------------------------------
+    # -- the function library and accounting ---------------------------------------------------
     async def load(self) -> None:
-        """SCRIPT LOAD both scripts (one round trip); later calls use EVALSHA."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.script_load(self.process_script)
-        pipe.script_load(self.label_script)
+        """FUNCTION LOAD the store's library (one round trip); later calls use FCALL."""
         self._round_trips += 1
         try:
-            shas = await pipe.execute()
+            name = await self.client.function_load(self.library.code, replace=True)
         except RedisError as exc:
-            raise ServiceError(f"cannot load the feature scripts into Redis: {exc}") from exc
-        if [_text(s) for s in shas] != [self._sha_process, self._sha_label]:
-            raise ServiceError("Redis returned unexpected script digests")
+            raise ServiceError(f"cannot load the feature functions into Redis (needs Redis >= 7.0): "
+                               f"{exc}") from exc
+        if _text(name) != self.library.name:
+            raise ServiceError(f"Redis loaded library {_text(name)!r}, not {self.library.name!r}")
         self._loaded = True
 
     async def round_trips(self) -> int:
         """Pipelines sent to Redis so far (each one is one network round trip)."""
         return self._round_trips
 
-    async def _evalsha(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async def _batched(self, one: str, many: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The replies of ``one`` for each call, through ``many`` in one command when there are
+        several (every call has as many keys and as many args)."""
+        if len(calls) == 1:
+            return await self._fcall(one, calls)
+        nk, na = len(calls[0][0]), len(calls[0][1])
+        keys = [k for ks, _ in calls for k in ks]
+        args: list[Any] = [nk, na, *(a for _, args_ in calls for a in args_)]
+        (replies,) = await self._fcall(many, [(keys, args)])
+        return list(replies)
+
+    async def _fcall(self, function: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         if not self._loaded:
             await self.load()
         replies: list[Any] = [None] * len(calls)
@@ -208,7 +250,7 @@ class OnlineFeatureStore:
             pipe = self.client.pipeline(transaction=False)
             for i in todo:
                 keys, args = calls[i]
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                pipe.fcall(function, len(keys), *keys, *args)
             self._round_trips += 1
             try:
                 got = await pipe.execute(raise_on_error=False)
@@ -216,18 +258,18 @@ class OnlineFeatureStore:
                 raise ServiceError(f"Redis feature call failed: {exc}") from exc
             missing = []
             for i, r in zip(todo, got, strict=True):
-                if isinstance(r, NoScriptError):
+                if isinstance(r, ResponseError) and "function not found" in str(r).lower():
                     missing.append(i)
                 elif isinstance(r, Exception):
-                    raise ServiceError(f"feature script failed: {r}")
+                    raise ServiceError(f"feature function failed: {r}")
                 else:
                     replies[i] = r
             if not missing:
                 return replies
-            if attempt == 0:  # Redis restarted or flushed its scripts: load them, re-send those
+            if attempt == 0:  # Redis restarted or flushed its functions: load them, re-send those
                 await self.load()
                 todo = missing
-        raise ServiceError("Redis keeps answering NOSCRIPT for the feature scripts")
+        raise ServiceError("Redis keeps answering 'Function not found' for the feature functions")
 
     # -- inputs --------------------------------------------------------------------------------
     def to_base(self, amount: float, currency: str) -> float:
@@ -240,18 +282,22 @@ class OnlineFeatureStore:
         return float(amount) * rate
 
     def reject_reason(self, tx: Transaction) -> str | None:
-        """Why ``process`` would refuse this transaction before any round trip (else None)."""
+        """Why ``process`` would refuse this transaction before any round trip (else None):
+        no exchange rate for its currency, or an amount too large to count in exact cents."""
         try:
-            self.to_base(tx.amount, tx.currency)
+            amount = self.to_base(tx.amount, tx.currency)
         except DataError as exc:
             return str(exc)
+        if not amount < MAX_AMOUNT:
+            return (f"amount {tx.amount:g} {tx.currency} is too large: at most {MAX_AMOUNT:g} "
+                    f"{self.base_currency}")
         return None
 
-    def _entity_base(self, entity: str, tx: Transaction) -> str | None:
+    def _entity_key(self, entity: str, tx: Transaction) -> str:
         if entity == "card":
             return f"{self.ns}:c:{tx.card_id}"
         if tx.terminal_id is None:
-            return None
+            return ""
         if entity == "terminal":
             return f"{self.ns}:t:{tx.terminal_id}"
         return f"{self.ns}:x:{len(tx.card_id)}:{tx.card_id}:{tx.terminal_id}"
@@ -262,40 +308,33 @@ class OnlineFeatureStore:
         cents = math.floor(amount * 100.0 + 0.5)
         inputs = {"t": ts, "a": amount, "la": tx.latitude, "lo": tx.longitude,
                   "c": tx.card_id, "m": tx.terminal_id}
-        keys = [f"{self.ns}:tx:{tx.transaction_id}", f"{self.ns}:sc:{tx.transaction_id}",
-                f"{self.ns}:c:{tx.card_id}:prev" if self.plan.previous else ""]
-        per_group: list[Any] = []
-        targets: list[str] = []
-        bases = {e: self._entity_base(e, tx) for e in self._entities}
-        for index, entity, gid, width_us, kind, source in self._groups:
-            base = bases[entity]
-            key = f"{base}:g{gid}" if base is not None else ""
+        keys = [f"{self.ns}:tx:{tx.transaction_id}", f"{self.ns}:sc:{tx.transaction_id}"]
+        targets = [str(ts)]
+        for i, entity in enumerate(self._entities, start=1):
+            key = self._entity_key(entity, tx)
             keys.append(key)
-            bucket = str(ts // width_us)
-            value = ""
-            if kind == "distinct":
-                v = getattr(tx, source)
-                value = "" if v is None else str(v)
-            per_group += [bucket, value]
-            if kind == "label" and key:
-                targets.append(f"{index}\n{key}\n{bucket}\n{ts}")
-        member = "\0".join((tie_key(tx.transaction_id),
-                            "" if tx.latitude is None else repr(tx.latitude),
-                            "" if tx.longitude is None else repr(tx.longitude)))
-        args = [ts, self.lateness_us, self.snapshot_ttl_s, orjson.dumps(inputs),
-                "\n".join(targets), member, cents, *per_group]
+            if key and entity in self._labelled:
+                targets += [str(i), key]
+        nan = math.nan
+        numbers = struct.pack("<dddd", ts, cents, nan if tx.latitude is None else tx.latitude,
+                              nan if tx.longitude is None else tx.longitude)
+        args: list[Any] = [numbers, orjson.dumps(inputs), "\n".join(targets),
+                           tie_key(tx.transaction_id)]
+        for _, source in self._distinct:
+            v = getattr(tx, source)
+            args.append("" if v is None else str(v))
         return keys, args, inputs
 
     # -- finalizing ----------------------------------------------------------------------------
-    def _features(self, raws: list[str], inputs: list[dict[str, Any]]) -> list[dict[str, float | None]]:
-        """Raw aggregates + inputs -> feature dicts, through the shared finalizer."""
+    def _features(self, raws: list[bytes], inputs: list[dict[str, Any]]) -> list[dict[str, float | None]]:
+        """Raw columns (doubles, NaN = missing) + inputs -> feature dicts, through the shared
+        finalizer."""
         if not raws:
             return []
-        matrix = np.array([[float(x) if x else math.nan for x in r.split(",")] if r else []
-                           for r in raws], dtype=float).reshape(len(raws), -1)
-        if matrix.shape[1] != self._ncols:
-            raise ServiceError(
-                f"stored raw aggregates have {matrix.shape[1]} columns, the plan {self._ncols}")
+        if any(len(r) != 8 * self._ncols for r in raws):
+            raise ServiceError(f"stored raw columns are not {self._ncols} doubles (the plan's)")
+        matrix = np.frombuffer(b"".join(raws), dtype="<f8").reshape(len(raws), self._ncols)
+
         def col(name: str) -> np.ndarray:
             return np.array([math.nan if x.get(name) is None else x[name] for x in inputs], dtype=float)
 
@@ -322,14 +361,15 @@ class OnlineFeatureStore:
         if not txs:
             return []
         prepared = [self._prepare(tx) for tx in txs]
-        replies = await self._evalsha(self._sha_process, [(k, a) for k, a, _ in prepared])
+        replies = await self._batched(self.library.process, self.library.many,
+                                      [(k, a) for k, a, _ in prepared])
         results: list[FeatureResult | None] = [None] * len(txs)
-        raws: list[str] = []
+        raws: list[bytes] = []
         inputs: list[dict[str, Any]] = []
         where: list[int] = []
         scored: dict[int, bytes | None] = {}
         for i, (tx, reply) in enumerate(zip(txs, replies, strict=True)):
-            status = _text(reply[0])
+            status = "new" if isinstance(reply, bytes) else _text(reply[0])
             if status == "late":
                 latest = int(_text(reply[1])) / 1e6
                 results[i] = FeatureResult(
@@ -338,29 +378,27 @@ class OnlineFeatureStore:
                             f"behind the latest event time {latest:.0f} of its card or terminal"))
                 continue
             where.append(i)
-            raws.append(_text(reply[1]))
             if status == "new":
+                raws.append(reply)
                 inputs.append(prepared[i][2])
             else:
-                inputs.append(orjson.loads(reply[2]))
-                scored[i] = _bytes(reply[3] if len(reply) > 3 else None)
+                raw, facts = _snapshot(reply[1], self._ncols)
+                raws.append(raw)
+                inputs.append(facts)
+                scored[i] = _bytes(reply[2] if len(reply) > 2 else None)
         for i, feats in zip(where, self._features(raws, inputs), strict=True):
             results[i] = FeatureResult(txs[i].transaction_id,
                                        "duplicate" if i in scored else "new", feats, scored.get(i))
         return [r for r in results if r is not None]
 
     async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip."""
+        """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip
+        (one call of the library's ``save`` function for the whole batch)."""
         if not items:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for tx_id, payload in items:
-            pipe.set(f"{self.ns}:sc:{tx_id}", payload, ex=self.prediction_ttl_s)
-        self._round_trips += 1
-        try:
-            await pipe.execute()
-        except RedisError as exc:
-            raise ServiceError(f"Redis: cannot save scored events: {exc}") from exc
+        keys = [f"{self.ns}:sc:{tx_id}" for tx_id, _ in items]
+        await self._fcall(self.library.save, [(keys, [self.prediction_ttl_s,
+                                                      *(payload for _, payload in items)])])
 
     async def apply_labels(self, labels: Sequence[Label]) -> list[LabelResult]:
         """Mark transactions labelled (idempotent), add them to the label-based buckets of their
@@ -371,39 +409,40 @@ class OnlineFeatureStore:
         for lab in labels:
             body = orjson.dumps({"is_fraud": lab.is_fraud, "reported_at": lab.reported_at.isoformat(),
                                  "source": lab.source})
-            calls.append(([f"{self.ns}:tx:{lab.transaction_id}", f"{self.ns}:sc:{lab.transaction_id}"],
-                          [body, 1 if lab.is_fraud else 0, self.lateness_us]))
-        replies = await self._evalsha(self._sha_label, calls)
-        known = [(i, r) for i, r in enumerate(replies) if _text(r[0]) != "unknown"]
-        feats = self._features([_text(r[1]) for _, r in known], [orjson.loads(r[2]) for _, r in known])
+            tid = lab.transaction_id
+            calls.append(([f"{self.ns}:tx:{tid}", f"{self.ns}:sc:{tid}", f"{self.ns}:lb:{tid}"],
+                          [body, 1 if lab.is_fraud else 0]))
+        replies = await self._batched(self.library.label, self.library.label_many, calls)
+        known = [(i, r, *_snapshot(r[1], self._ncols)) for i, r in enumerate(replies)
+                 if _text(r[0]) != "unknown"]
+        feats = self._features([raw for _, _, raw, _ in known], [facts for *_, facts in known])
         out = [LabelResult(lab.transaction_id, "unknown", None, None, None, None, None)
                for lab in labels]
-        for (i, r), f in zip(known, feats, strict=True):
-            inputs = orjson.loads(r[2])
+        for (i, r, _, facts), f in zip(known, feats, strict=True):
             out[i] = LabelResult(
                 labels[i].transaction_id, "new" if _text(r[0]) == "new" else "duplicate", f,
-                _bytes(r[3] if len(r) > 3 else None), inputs["t"] / 1e6, inputs["c"], inputs["m"])
+                _bytes(r[2] if len(r) > 2 else None), facts["t"] / 1e6, facts["c"], facts["m"])
         return out
 
     async def get_prediction(self, transaction_id: str) -> dict[str, Any] | None:
         """``{"features", "scored", "label", "event_time", "card_id", "terminal_id"}`` of a
         processed transaction, or None when Redis knows nothing of it; one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hmget(f"{self.ns}:tx:{transaction_id}", ["r", "i", "l"])
-        pipe.get(f"{self.ns}:sc:{transaction_id}")
+        for kind in ("tx", "sc", "lb"):
+            pipe.get(f"{self.ns}:{kind}:{transaction_id}")
         self._round_trips += 1
         try:
-            (raw, inputs, label), scored = await pipe.execute()
+            snap, scored, label = await pipe.execute()
         except RedisError as exc:
             raise ServiceError(f"Redis: cannot read prediction {transaction_id!r}: {exc}") from exc
-        if raw is None and scored is None:
+        if snap is None and scored is None:
             return None
         out: dict[str, Any] = {"transaction_id": transaction_id, "features": None,
                                "scored": orjson.loads(scored) if scored is not None else None,
                                "label": orjson.loads(label) if label is not None else None,
                                "event_time": None, "card_id": None, "terminal_id": None}
-        if raw is not None:
-            facts = orjson.loads(inputs)
-            out["features"] = self._features([_text(raw)], [facts])[0]
+        if snap is not None:
+            raw, facts = _snapshot(snap, self._ncols)
+            out["features"] = self._features([raw], [facts])[0]
             out.update(event_time=facts["t"] / 1e6, card_id=facts["c"], terminal_id=facts["m"])
         return out

@@ -19,7 +19,7 @@ from fraudstream.errors import FraudstreamError
 
 COMMAND_MODULES = (
     "stream.commands", "features.commands", "features.lifecycle_commands", "models.commands",
-    "api.commands",
+    "models.training_commands", "api.commands",
 )
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "FeatureDefinitionError",
     "FraudstreamError",
+    "JobStateError",
     "NotFoundError",
     "RegistryConflictError",
     "ServiceError",
@@ -83,3 +84,15 @@ class RegistryConflictError(FraudstreamError):
     """The registry changed under a writer (e.g. the champion was promoted or rolled back meanwhile)."""
 
     exit_code = 8
+
+
+class JobStateError(FraudstreamError):
+    """A job cannot do what was asked in its current state (e.g. cancel a finished job)."""
+
+    exit_code = 9
+
+    def __init__(self, job_id: str, status: str, wanted: str) -> None:
+        super().__init__(f"job {job_id!r} is {status}: cannot {wanted}")
+        self.job_id = job_id
+        self.status = status
+        self.wanted = wanted

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".fraudstream"), description="state: services, registry, jobs")
     cache_dir: Path = Field(default=Path(".cache"), description="downloads: Kafka jars")
     datasets_dir: Path | None = Field(default=None, description="unset: <home>/datasets")
+    jobs_dir: Path | None = Field(default=None, description="unset: <home>/jobs (API job records)")
 
     # -- services ----------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -166,7 +167,7 @@ class Settings(BaseSettings):
         "(off: the champion only learns online, nothing replaces it but an operator)"
     )
     drift_classes: list[Literal["fraud", "genuine"]] = Field(
-        default_factory=lambda: ["fraud"],
+        default=["fraud"],
         description="classes whose prequential error is watched for concept drift (genuine "
         "labels arrive in the daily rhythm of maturity: their error has a daily cycle)",
     )
@@ -229,6 +230,14 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_key: str = DEFAULT_SECRET
+    api_job_workers: int = Field(
+        default=1, ge=1, le=8,
+        description="threads running lifecycle jobs (cleaning, EDA, training: CPU-heavy)",
+    )
+    api_data_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders the API may read data files from (server paths); empty: any",
+    )
 
     # -- monitoring: status, metrics, dashboard, alerts --------------------------------------
     lag_cache_s: float = Field(
@@ -333,6 +342,11 @@ class Settings(BaseSettings):
     def datasets_path(self) -> Path:
         """Where registered data sets are described (one JSON file each)."""
         return self.datasets_dir or self.home / "datasets"
+
+    @property
+    def jobs_path(self) -> Path:
+        """Where the API keeps its jobs: one folder each (``job.json`` and ``files/``)."""
+        return self.jobs_dir or self.home / "jobs"
 
     @property
     def allowed_lateness_s(self) -> float:

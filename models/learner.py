@@ -196,6 +196,7 @@ class Slot:
     first_event_time: float | None = None
     last_event_time: float | None = None
     drift: dict[str, Any] = field(default_factory=dict)  # the alarm that started it
+    threshold: float | None = None  # the operating threshold of the version it continues
     since: float | None = None  # a drift model learns its drifted class from this event time on
     drifted: str | None = None  # that class: "fraud" or "genuine"
 
@@ -288,7 +289,7 @@ class OnlineLearner:
         if version is not None:
             model, meta = self.registry.load(version)
             return self._slot("champion", model, "registry", version=meta.version,
-                              saved_at_labels=0)
+                              saved_at_labels=0, threshold=meta.threshold)
         model = build_model(self.config.model, self.config.model_params)
         meta = self.registry.save(
             model, name=model.name, params=model.params, kind="online",
@@ -308,7 +309,8 @@ class OnlineLearner:
             if label in names:
                 names.remove(label)
             self.challengers.append(
-                self._slot(label, model, "registry", version=meta.version, saved_at_labels=0)
+                self._slot(label, model, "registry", version=meta.version, saved_at_labels=0,
+                           threshold=meta.threshold)
             )
         for name in names:
             self.challengers.append(self._slot(name, build_model(name), "config"))
@@ -412,7 +414,8 @@ class OnlineLearner:
         model = champ.restart() if fresh else copy.deepcopy(champ)
         evidence["model_from"] = "fresh (the champion's input statistics)" if fresh else "the champion"
         return self._slot(label, model, origin, drift=evidence, since=evidence.get("since"),
-                          drifted=str(evidence.get("detector", "error_fraud")).removeprefix("error_"))
+                          drifted=str(evidence.get("detector", "error_fraud")).removeprefix("error_"),
+                          threshold=None if fresh else self.champion.threshold)
 
     def _on_alarm(self, alarm: Alarm, event_time: float) -> ModelEvent:
         champ = self.champion
@@ -610,7 +613,7 @@ class OnlineLearner:
             {},
         )
         self.champion = self._slot("champion", model, "registry", version=meta.version,
-                                   saved_at_labels=0)
+                                   saved_at_labels=0, threshold=meta.threshold)
         self.background = None
         self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
         for other in self.challengers:
@@ -678,7 +681,9 @@ class OnlineLearner:
             labels_learned=slot.model.labels_learned,
             metrics=slot.metrics.summary(),
             time_range=slot.time_range(),
-            threshold=self.config.threshold,
+            # a version learning on keeps the operating threshold chosen for it (offline, for the
+            # FPR target); a model the learner started takes the configured one
+            threshold=self.config.threshold if slot.threshold is None else slot.threshold,
             kind="online",
             note=note,
         )

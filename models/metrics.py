@@ -43,9 +43,11 @@ __all__ = [
     "f1",
     "fpr",
     "precision",
+    "precision_recall_curve",
     "recall",
     "recall_at",
     "roc_auc",
+    "roc_curve",
     "threshold_for_fpr",
 ]
 
@@ -218,6 +220,40 @@ def average_precision(y_true: Iterable[Any], scores: Iterable[Any]) -> float:
     prec = tps / (tps + fps)
     rec = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, rec]) * prec))
+
+
+def roc_curve(y_true: Iterable[Any], scores: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)`` at every distinct score, from (0, 0) to (1, 1), for plotting.
+
+    >>> fpr_, tpr_ = roc_curve([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.5])
+    >>> fpr_.tolist(), tpr_.tolist()
+    ([0.0, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.0])
+    """
+    y, s = _arrays(y_true, scores)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if y.size == 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    _, tps, fps = _curve(y, s)
+    tpr = np.r_[0.0, tps / n_pos] if n_pos else np.r_[0.0, np.zeros(tps.size)]
+    fpr_ = np.r_[0.0, fps / n_neg] if n_neg else np.r_[0.0, np.zeros(fps.size)]
+    return fpr_, tpr
+
+
+def precision_recall_curve(
+    y_true: Iterable[Any], scores: Iterable[Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(recall, precision)`` at every distinct score, highest threshold first, for plotting.
+
+    >>> r, p = precision_recall_curve([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.5])
+    >>> r.tolist(), [round(float(v), 4) for v in p]
+    ([0.5, 1.0, 1.0], [1.0, 0.6667, 0.5])
+    """
+    y, s = _arrays(y_true, scores)
+    if y.size == 0 or not y.any():
+        return np.zeros(0), np.zeros(0)
+    _, tps, fps = _curve(y, s)
+    return tps / tps[-1], tps / (tps + fps)
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,14 @@ class ModelRegistry:
             raise ArtifactError(f"cannot pickle model {name!r}: {exc}") from exc
         signature = self.sign(data)
         tr = (_as_datetime(time_range[0]), _as_datetime(time_range[1])) if time_range else None
+        metrics = dict(metrics or {})
+        if parent and "feature_set" not in metrics:  # a model learning on goes on with its inputs
+            try:
+                inherited = self.get(self.normalize(parent)).metrics.get("feature_set")
+            except (NotFoundError, ArtifactError):
+                inherited = None
+            if inherited:
+                metrics["feature_set"] = inherited
         with self._lock():
             state = self._state()
             number = int(state["next"])
@@ -314,7 +322,7 @@ class ModelRegistry:
                 kind=kind,
                 parent=self.normalize(parent) if parent else None,
                 labels_learned=int(labels_learned),
-                metrics=dict(metrics or {}),
+                metrics=metrics,
                 time_range=tr,
                 threshold=threshold,
                 note=note,

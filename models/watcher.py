@@ -9,6 +9,11 @@ transaction is dropped. A champion that fails to load (unsigned, tampered, prune
 adopted: the scorer keeps the model it has, ``last_error`` says why, and that version is not
 retried until the pointer moves again.
 
+A model is only served by a scorer that computes the features it was trained on: a version whose
+metrics name a ``feature_set`` (offline training records it; a version saved with a parent
+inherits it) other than the watcher's ``feature_set`` is refused the same way, with the reason
+in ``last_error`` (served anyway, every feature would be missing and every score the same).
+
 Loading a large model takes time (bench/models.py: ~90 ms for a 10-tree ARF); an asyncio worker
 should call :meth:`refresh` in an executor thread: it only assigns ``current`` at the end.
 """
@@ -35,8 +40,10 @@ class ChampionWatcher:
         poll_interval_s: float = 0.2,
         with_challengers: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        feature_set: str | None = None,
     ) -> None:
         self.registry = registry
+        self.feature_set = feature_set
         self.poll_interval_s = poll_interval_s
         self.with_challengers = with_challengers
         self.clock = clock
@@ -80,6 +87,12 @@ class ChampionWatcher:
 
     def _load(self, version: str) -> tuple[Any, ModelVersion] | None:
         try:
+            meta = self.registry.get(version)
+            trained_on = meta.metrics.get("feature_set")
+            if self.feature_set and trained_on and trained_on != self.feature_set:
+                raise ArtifactError(
+                    f"model {version} was trained on feature set {trained_on!r}; this scorer "
+                    f"computes {self.feature_set!r} (FRAUDSTREAM_FEATURE_SET): not loaded")
             return self.registry.load(version)
         except (ArtifactError, NotFoundError) as exc:
             self._bad.add(version)

@@ -63,7 +63,7 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
         worker_redirect_stdouts=False,
         store="memory://",
     )
-    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # read by stream/transport.py
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]  # transport.py
     rt = runtime or Runtime(settings, role)
     app.runtime = rt  # type: ignore[attr-defined]
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
             """Validate, featurise, score and publish each transaction, a batch at a time."""
             await rt.ready.wait()
             batch_within = settings.batch_within_ms / 1000.0
-            async for events in stream.take_events(settings.batch_max, within=batch_within):
+            async for events in stream.take_events(settings.batch_max, within=batch_within):  # type: ignore[attr-defined]
                 received = time.time()
                 valid, produced = [], []
                 for event in events:
@@ -138,7 +138,7 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
         async def learn(stream: faust.StreamT) -> None:
             """Join each label with its feature snapshot, learn, detect drift, publish events."""
             await rt.ready.wait()
-            async for events in stream.take_events(500, within=0.05):
+            async for events in stream.take_events(500, within=0.05):  # type: ignore[attr-defined]
                 parsed = []
                 for event in events:
                     label, reason = parse_label(event.value)
@@ -174,7 +174,7 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
         async def observe(stream: faust.StreamT) -> None:
             """Data drift without labels: the score distribution and key feature means."""
             await rt.ready.wait()
-            async for events in stream.take_events(1000, within=0.2):
+            async for events in stream.take_events(1000, within=0.2):  # type: ignore[attr-defined]
                 for model_event in rt.observe([e.value for e in events]):
                     await model_events.send(key=b"learner", value=model_event)
 

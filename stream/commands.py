@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=None, help="simulated transactions per second")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--no-view", action="store_true", help="print status every 5 s instead")
+    p.add_argument("--bootstrap-days", type=float, default=14.0,
+                   help="when the registry has no champion, train the first one on this many "
+                        "days of simulated history (0: start with an untrained model)")
     p.set_defaults(func=run)
 
 
@@ -70,6 +73,23 @@ def services(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.healthy for s in infos) else 1
 
 
+def _check_champion(settings: Settings) -> None:
+    """Refuse to start a scorer whose registry's champion it cannot serve (another feature
+    set, a bad signature): it would score every transaction the same. An empty registry is
+    fine: the worker creates an initial champion."""
+    from fraudstream.errors import ConfigError
+    from models.registry import ModelRegistry
+    from models.watcher import ChampionWatcher
+
+    registry = ModelRegistry(settings.registry_path, settings.hmac_key)
+    if registry.champion_version() is None:
+        return
+    watcher = ChampionWatcher(registry, feature_set=settings.feature_set)
+    if watcher.current is None:
+        raise ConfigError(f"the champion cannot be served: {watcher.last_error}; promote a "
+                          "version trained on this feature set, or set FRAUDSTREAM_FEATURE_SET")
+
+
 def worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
@@ -77,6 +97,8 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.services import Services
     from stream.topics import ensure_topics
 
+    if args.role in ("scorer", "all"):
+        _check_champion(settings)
     kafka, redis_url = Services(settings).addresses()
     settings = settings.model_copy(update={"kafka_bootstrap": kafka, "redis_url": redis_url})
     ensure_topics(settings, kafka)
@@ -130,8 +152,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from fraudstream.errors import ConfigError
 
         raise ConfigError("--rate must be positive")
+    if args.bootstrap_days < 0:
+        from fraudstream.errors import ConfigError
+
+        raise ConfigError("--bootstrap-days must be 0 or more")
     return run_system(settings, rate=args.rate or settings.run_rate, duration=args.duration,
-                      view=not args.no_view)
+                      view=not args.no_view, bootstrap_days=args.bootstrap_days)
 
 
 # -- simulate -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from features.store import LabelResult, OnlineFeatureStore
+from fraudstream.errors import ServiceError
 from fraudstream.settings import Settings
 from models.registry import ModelRegistry
 from models.watcher import ChampionWatcher
@@ -70,7 +71,7 @@ class Runtime:
         return self._scorer
 
     async def start(self) -> None:
-        """Connect to Redis, load the store's script and the champion; then agents may run."""
+        """Connect to Redis, load the store's Redis functions and the champion; then agents may run."""
         if self.ready.is_set():
             return
         url = self.settings.redis_url or f"redis://127.0.0.1:{self.settings.redis_port}/0"
@@ -94,7 +95,10 @@ class Runtime:
         else:
             await loop.run_in_executor(None, ensure_champion, self.registry, self.settings)
         self._models = await loop.run_in_executor(
-            None, lambda: ChampionWatcher(self.registry, poll_interval_s=0.2, with_challengers=True))
+            None, lambda: ChampionWatcher(self.registry, poll_interval_s=0.2, with_challengers=True,
+                                          feature_set=self.settings.feature_set))
+        if self._models.current is None and self.role in ("scorer", "all"):
+            raise ServiceError(f"no champion this worker can serve: {self._models.last_error}")
         self._scorer = Scorer(self.settings, self._store, self._models)
         self._heartbeat_task = asyncio.create_task(self._heartbeats())
         self.ready.set()

@@ -60,11 +60,20 @@ class Scorer:
         """Score ``txs`` (in arrival order); ``produced_at`` are the Kafka record times (epoch s)."""
         if not txs:
             return []
-        results: list[FeatureResult] = await self.store.process(txs)
+        # what the store cannot take (an amount in a currency without a rate) is dead-lettered
+        # alone instead of failing the whole batch
+        refused = [self.store.reject_reason(tx) for tx in txs]
+        todo = [tx for tx, why in zip(txs, refused, strict=True) if why is None]
+        results: list[FeatureResult] = await self.store.process(todo) if todo else []
+        pending = iter(results)
         outcomes: list[Outcome] = []
         to_save: list[tuple[str, bytes]] = []
         now = time.time()
-        for i, (tx, res) in enumerate(zip(txs, results, strict=True)):
+        for i, tx in enumerate(txs):
+            if refused[i] is not None:
+                outcomes.append(Outcome(tx, dead_reason=refused[i]))
+                continue
+            res = next(pending)
             if res.status == "late":
                 outcomes.append(Outcome(tx, dead_reason=(
                     f"late event: event time {tx.timestamp.isoformat()} is older than the allowed "
@@ -75,7 +84,8 @@ class Scorer:
                 event = ScoredEvent.model_validate_json(res.scored)
                 outcomes.append(Outcome(tx, event=event, payload=res.scored, duplicate=True))
                 continue
-            started = produced_at[i] if produced_at and produced_at[i] else now
+            at = produced_at[i] if produced_at else None
+            started = at if at else now
             event = self._event(tx, res.features, started)
             payload = orjson.dumps(event.model_dump(mode="json"))
             to_save.append((tx.transaction_id, payload))

@@ -31,7 +31,8 @@ async def series(
     request: Request,
     redis: RedisDep,
     settings: SettingsDep,
-    since: Annotated[float | None, Query(description="epoch seconds: samples after this only")] = None,
+    since: Annotated[float | None, Query(ge=0, le=4_102_444_800,
+                                         description="epoch seconds: samples after this only")] = None,
 ) -> dict[str, Any]:
     """Samples of the status, one a second (the last ``status_series_s``), the model events
     (drift, warning, promotion, rollback) and the alerts firing, for the dashboard's charts."""

@@ -236,6 +236,57 @@ async def test_out_of_order_within_lateness_matches_in_order(client: Any, unique
     assert a == b
 
 
+@pytest.mark.parametrize("name", ["default", "handbook"])
+async def test_state_after_out_of_order_arrival_reads_as_in_order(client: Any, unique: str,
+                                                                   name: str) -> None:
+    """The running totals after a stream that arrives out of order within the lateness (late
+    events take the exact fallback: records inserted before the anchor, pointers moved) read
+    exactly as after the same stream in order: probes of every card, terminal and pair agree."""
+    rng = np.random.default_rng(9)
+    n = 1500  # 8 cards and 6 terminals over 2 days: one event per card every ~15 minutes
+    secs = np.sort(rng.uniform(0, 2 * DAY, n)).round()
+    df = pd.DataFrame({
+        "transaction_id": [str(i) for i in range(n)],
+        "timestamp": (pd.Timestamp(T0) + pd.to_timedelta(secs, unit="s")).astype("datetime64[ns, UTC]"),
+        "card_id": rng.choice([f"k{i}" for i in range(8)], n).astype(object),
+        "terminal_id": rng.choice([f"m{i}" for i in range(6)], n).astype(object),
+        "amount": np.round(rng.lognormal(3.0, 1.0, n), 2),
+        "country": rng.choice(["FR", "BE", "DE"], n).astype(object),
+        "latitude": rng.uniform(43, 51, n), "longitude": rng.uniform(-1, 8, n),
+        "is_fraud": (rng.random(n) < 0.2).astype(int),
+    })
+    ts = df["timestamp"].astype("int64").to_numpy() // 1000
+    arrival = ts + rng.uniform(0, 50 * 60e6, len(df)).astype(np.int64)  # < the 1 h lateness
+    txs = transactions_of(df)
+    stores = []
+    for tag, order in (("a", np.lexsort((df.index.to_numpy(), ts))), ("b", np.argsort(arrival))):
+        store = make_store(client, unique + tag, name)
+        for i in range(0, len(order), 9):
+            res = await store.process([txs[j] for j in order[i:i + 9]])
+            assert all(r.status == "new" for r in res)
+        stores.append(store)
+    assert not np.array_equal(np.lexsort((df.index.to_numpy(), ts)), np.argsort(arrival))
+    known = [Label(transaction_id=t, is_fraud=bool(f), reported_at=T0 + timedelta(days=50))
+             for t, f in zip(df.transaction_id, df.is_fraud, strict=True)]
+    for store in stores:
+        await store.apply_labels(known)
+    # probe every card and every terminal just after its own last event, while its windows
+    # (10 minutes and up) still hold the events that arrived out of order
+    secs = (ts - int(T0.timestamp() * 1e6)) / 1e6
+    frame = df.assign(secs=secs).sort_values("secs")
+    probes = [tx(f"p{r.card_id}", card=r.card_id, terminal=r.terminal_id, seconds=r.secs + 60,
+                 amount=7.5, country="FR", latitude=48.0, longitude=2.0)
+              for r in frame.groupby("card_id").tail(1).itertuples()]
+    probes += [tx(f"q{r.terminal_id}", card=f"new{r.terminal_id}", terminal=r.terminal_id,
+                  seconds=r.secs + 30, amount=3.0)
+               for r in frame.dropna(subset=["terminal_id"]).groupby("terminal_id").tail(1).itertuples()]
+    probes.sort(key=lambda t: t.timestamp)
+    got = [[r.features for r in await s.process(probes)] for s in stores]
+    assert got[0] == got[1]
+    first = next(iter(got[0][0]))
+    assert sum(1 for f in got[0] if f[first] is not None) == len(probes)
+
+
 async def test_out_of_order_inside_one_bucket_is_bucket_resolution(client: Any, unique: str) -> None:
     """Documented limit: within its own bucket a late event also sees earlier-arrived later ones."""
     store = make_store(client, unique)  # card_tx_count_10m has 1-minute buckets
@@ -319,6 +370,35 @@ async def test_every_key_has_a_ttl(client: Any, unique: str) -> None:
                                                       if t <= 0][:5]
 
 
+async def test_a_state_key_ttl_is_reset_only_when_it_must_live_longer(client: Any, unique: str) -> None:
+    """Created with its TTL; a transaction that opens no bucket the key must outlive keeps it
+    (KEEPTTL); a new day bucket (the card's longest span) resets it."""
+    store = make_store(client, unique)
+    key = f"{store.ns}:c:c1"
+    await store.process([tx(1, seconds=0)])
+    assert 31 * DAY <= await client.ttl(key) <= 32 * DAY  # 30 daily buckets + 2 + lateness
+    await client.expire(key, 1000)  # as if 31 days of wall-clock time had passed
+    await store.process([tx(2, seconds=10)])  # the same minute, hour and day
+    assert 990 <= await client.ttl(key) <= 1000
+    await store.process([tx(3, seconds=2 * DAY)])
+    assert await client.ttl(key) >= 31 * DAY
+
+
+async def test_memory_per_entity_is_bounded_by_the_windows(client: Any, unique: str) -> None:
+    """A card and a terminal with a transaction every 2 hours: their state stops growing once
+    the longest window (30 days) is full."""
+    store = make_store(client, unique)
+    sizes = {}
+    for day in range(90):
+        batch = [tx(f"{day}.{h}", card="c1", terminal="t1", seconds=day * DAY + h * 7200,
+                    country=["FR", "BE"][h % 2], amount=5.0 + h) for h in range(12)]
+        await store.process(batch)
+        if day in (35, 60, 89):
+            sizes[day] = (await client.strlen(f"{store.ns}:c:c1"),
+                          await client.strlen(f"{store.ns}:t:t1"))
+    assert sizes[89] == sizes[60] == sizes[35], sizes
+
+
 class CountingConnection(Connection):
     """Counts writes to the socket: one per request (pipeline or single command)."""
 
@@ -351,15 +431,19 @@ async def test_one_round_trip_per_batch(redis_service: dict[str, str], unique: s
         await pool.disconnect()
 
 
-async def test_recovers_from_noscript(client: Any, unique: str) -> None:
+async def test_recovers_from_a_flushed_library(client: Any, unique: str) -> None:
+    """A Redis restart (no persistence) or FUNCTION FLUSH loses the functions: reloaded once."""
     store = make_store(client, unique)
     await store.process([tx(1)])
-    await client.script_flush()
+    await client.function_flush()
     trips = await store.round_trips()
     res = await store.process([tx(2, seconds=10), tx(3, seconds=20)])
     assert [r.status for r in res] == ["new", "new"]
     assert res[1].features["card_tx_count_10m"] == 3.0
-    assert await store.round_trips() - trips == 3  # NOSCRIPT, SCRIPT LOAD, re-send
+    assert await store.round_trips() - trips == 3  # function not found, FUNCTION LOAD, re-send
+    labels = [Label(transaction_id="1", is_fraud=False, reported_at=T0 + timedelta(days=1))]
+    await client.function_flush()
+    assert [r.status for r in await store.apply_labels(labels)] == ["new"]
 
 
 # -- inputs ---------------------------------------------------------------------------------

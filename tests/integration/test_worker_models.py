@@ -361,8 +361,10 @@ def test_champion_swap_under_load_loses_no_transaction(services: dict[str, str],
     ensure_topics(settings, services["kafka"])
     registry = trained_registry(settings)
     assert registry.champion_version() == "v1"
-    pool = plain_transactions(6000)
-    rate = 200.0  # transactions a second, evenly spaced, from before the promotion to after it
+    # transactions a second, evenly spaced, from before the promotion to after it; the pool
+    # lasts 150 s so that a slow CLI call on a loaded machine still falls inside the load
+    pool = plain_transactions(30_000)
+    rate = 200.0
     t_topic, s_topic = settings.topic("transactions"), settings.topic("scored")
     dlq = settings.topic("transactions.dlq")
     log = tmp_path / "scorer.log"

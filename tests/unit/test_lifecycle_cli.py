@@ -102,7 +102,7 @@ def test_clean_and_eda_run(home: Path, capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(("argv", "exit_code", "message"), [
     (["datasets", "add", "missing.csv", "--preset", "handbook"], 4, "no such file: missing.csv"),
     (["datasets", "add", "plain.csv", "--preset", "bogus"], 2,
-     "unknown preset 'bogus'; known: handbook"),
+     "unknown preset 'bogus'; known: handbook, simulator"),
     (["datasets", "add", "plain.csv", "--time", "ts", "--label", "nope"], 4,
      "column(s) ['nope'] not found"),
     (["datasets", "add", "plain.csv"], 2, "say how to read the file"),

@@ -302,3 +302,18 @@ def test_drift_challengers_keep_the_champions_input_scaling(registry: ModelRegis
     # the challenger's scaler went on from the champion's statistics (counts > its own labels)
     assert ch_scaler.counts["amount"] > challenger.labels
     assert challenger.model.labels_learned == challenger.labels  # the concept is learned afresh
+
+
+def test_snapshots_keep_the_operating_threshold_of_the_version_they_continue(
+        registry: ModelRegistry) -> None:
+    from models.zoo import build_model
+
+    offline = registry.save(build_model("logreg"), name="logreg", kind="offline", threshold=0.83,
+                            metrics={"feature_set": "default"})
+    registry.promote(offline.version, reason="trained offline for FPR <= 0.1 %")
+    learner = OnlineLearner(registry, config(snapshot_every_labels=100), clock=lambda: 0.0)
+    run(learner, list(stream(100, drift_at=None, seed=4)))
+    snap = learner.maybe_snapshot()
+    assert snap is not None and snap.parent == offline.version
+    assert snap.threshold == 0.83  # not the configured 0.5: the scorer keeps deciding the same way
+    assert snap.metrics["feature_set"] == "default"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from models.registry import ModelRegistry
@@ -69,3 +70,40 @@ def test_challengers_follow_the_registry(tmp_path: Path) -> None:
     assert list(w.challengers) == ["v3"]
     empty = ChampionWatcher(ModelRegistry(tmp_path / "empty", "k"))
     assert empty.current is None and empty.version is None
+
+
+def test_a_champion_trained_on_another_feature_set_is_refused(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path / "reg", "k")
+    m = build_model("logreg")
+    hb = reg.save(m, name="logreg", kind="offline", metrics={"feature_set": "handbook"})
+    reg.promote(hb.version, reason="test")
+    # a version learning on from it inherits its feature set
+    child = reg.save(m, name="logreg", parent=hb.version)
+    assert reg.get(child.version).metrics["feature_set"] == "handbook"
+    w = ChampionWatcher(reg, feature_set="default")
+    assert w.current is None
+    assert "trained on feature set 'handbook'" in (w.last_error or "")
+    assert "computes 'default'" in (w.last_error or "")
+    ok = ChampionWatcher(reg, feature_set="handbook")
+    assert ok.version == hb.version
+    # a version trained on the scorer's set is taken when promoted
+    d = reg.save(m, name="logreg", kind="offline", metrics={"feature_set": "default"})
+    reg.promote(d.version, reason="test")
+    w.poll_interval_s = 0.0
+    assert w.refresh() and w.version == d.version
+
+
+def test_worker_refuses_to_start_with_a_champion_of_another_feature_set(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    reg = ModelRegistry(tmp_path / "reg", "k")
+    hb = reg.save(build_model("logreg"), name="logreg", kind="offline",
+                  metrics={"feature_set": "handbook"})
+    reg.promote(hb.version, reason="test")
+    env = {**os.environ, "FRAUDSTREAM_REGISTRY_DIR": str(tmp_path / "reg"),
+           "FRAUDSTREAM_HMAC_KEY": "k", "FRAUDSTREAM_FEATURE_SET": "default"}
+    done = subprocess.run([sys.executable, "-m", "fraudstream", "worker", "--role", "scorer"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "trained on feature set 'handbook'" in done.stderr

@@ -337,3 +337,15 @@ def test_restart_learns_afresh_and_keeps_input_statistics(name: str) -> None:
         assert model.scaler.counts["amount"] == 600
     p = fresh.predict_proba_one(rows[0][0])
     assert 0.0 <= p <= 1.0
+
+
+def test_default_rules_name_features_that_feature_sets_produce() -> None:
+    """A rule whose feature no feature set produces never fires: every default rule must match."""
+    from features.definitions import load_feature_set
+    from models.zoo import DEFAULT_RULES
+
+    produced = set(load_feature_set("default").feature_names()) | set(
+        load_feature_set("handbook").feature_names())
+    for rule in DEFAULT_RULES:
+        names = rule["feature"] if isinstance(rule["feature"], list) else [rule["feature"]]
+        assert produced & set(names), f"rule {rule['name']} names no produced feature: {names}"
