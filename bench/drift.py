@@ -1,9 +1,11 @@
 """Concept drift: a frozen model, online learning alone, and the full system, day by day.
 
 The simulator (:mod:`stream.simulator`) runs ``--days`` simulated days with the fraud pattern
-changing to :data:`~stream.simulator.DRIFT_PATTERN` at ``--drift-day`` (fraud stops looking like
-large amounts: compromised cards spend like their holders, at night and abroad; card testing
-doubles). Features come from the offline twin (:func:`features.offline.compute_features`, the
+changing at ``--drift-day`` (``--pattern``): to :data:`~stream.simulator.DRIFT_PATTERN` (fraud
+stops looking like large amounts: compromised cards spend like their holders, at night and
+abroad; card testing doubles), to ``imitation`` (compromised cards spend like their holders, at
+their usual terminals, in the daytime) or to :data:`~stream.simulator.SPREE_PATTERN` (cloned cards
+on daytime sprees at new shops of their holder's city). Features come from the offline twin (:func:`features.offline.compute_features`, the
 worker's ``default`` feature set, point-in-time correct) with the simulated labels applied at
 their ``reported_at``, so the bench runs at in-process speed with the worker's numbers.
 
@@ -21,9 +23,11 @@ observe agent does.
 (b) ``online``: online learning without drift handling: the same learner with concept drift
     detection off (``drift_detection=False``: no ADWIN alarms, no background model, no
     challengers); the champion keeps learning every label;
-(c) ``full``: the full system: online learning plus ADWIN on the champion's prequential error,
-    a background model from a warning, a drift challenger in shadow, promotion when it beats the
-    champion on the latest N labels by the margin (the worker's default settings).
+(c) ``full``: the full system: online learning plus ADWIN on the champion's prequential error
+    (fresh labels of the fraud class), a background model from a warning, a drift challenger in
+    shadow, promotion when it beats the champion by the margin on the latest N labelled
+    transactions, judged on the scores both gave when each was scored (``promotion_judge=live``;
+    every scored transaction goes to ``learner.observe`` with its id); the worker's defaults.
 
 Metrics per simulated day, on EVERY transaction of that day (labelled or not), with the score the
 system gave at scoring time (before the label of that transaction was known): average precision, and card
@@ -74,7 +78,7 @@ from models.learner import LearnerConfig, OnlineLearner  # noqa: E402
 from models.metrics import average_precision, card_precision_at_k  # noqa: E402
 from models.registry import ModelRegistry  # noqa: E402
 from models.watcher import ChampionWatcher  # noqa: E402
-from stream.simulator import DRIFT_PATTERN, FraudPattern, SimConfig, Simulator  # noqa: E402
+from stream.simulator import DRIFT_PATTERN, SPREE_PATTERN, FraudPattern, SimConfig, Simulator  # noqa: E402
 
 DAY = 86400.0
 SYSTEMS = ("frozen", "online", "full")
@@ -98,7 +102,7 @@ IMITATION_PATTERN = FraudPattern(
     foreign_share=0.05,
     night_share=0.05,
 )
-PATTERNS = {"simulator": DRIFT_PATTERN, "imitation": IMITATION_PATTERN}
+PATTERNS = {"simulator": DRIFT_PATTERN, "imitation": IMITATION_PATTERN, "spree": SPREE_PATTERN}
 
 
 class Stream:
@@ -193,7 +197,8 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
             t0 = time.perf_counter()
             record(learner.learn(stream.features(row), bool(stream.label_fraud[i]),
                                  transaction_id=stream.tx_id[row], card_id=stream.card[row],
-                                 event_time=float(stream.t[row])))
+                                 event_time=float(stream.t[row]),
+                                 reported_at=float(stream.label_t[i])))
             learn_s += time.perf_counter() - t0
             pending += 1
             continue
@@ -205,7 +210,7 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
         s = float(model.predict_proba_one(x))
         scores[i] = s
         if not frozen:
-            record(learner.observe(x, s))
+            record(learner.observe(x, s, transaction_id=stream.tx_id[i]))
         if stream.day[i] != last_day:
             last_day = int(stream.day[i])
             progress(f"{kind}: day {last_day} ({n:,} events, {time.perf_counter() - started:.0f} s, "
@@ -338,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drift-day", type=int, default=21)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--pattern", choices=sorted(PATTERNS), default="simulator",
-                   help="fraud after the drift: the simulator's DRIFT_PATTERN, or imitation")
+                   help="fraud after the drift: the simulator's DRIFT_PATTERN, imitation, or "
+                   "SPREE_PATTERN (local sprees at new shops)")
     p.add_argument("--cards", type=int, default=5000)
     p.add_argument("--terminals", type=int, default=10000)
     p.add_argument("--baseline-days", type=int, default=7)
@@ -400,9 +406,11 @@ def main(argv: list[str] | None = None) -> int:
             "feature_set": settings.feature_set, "features": len(stream.names),
             "model": cfg.model, "learner": {
                 k: getattr(cfg, k) for k in (
-                    "promotion_metric", "promotion_window", "promotion_margin",
+                    "promotion_judge", "promotion_metric", "promotion_alert_share",
+                    "promotion_alpha", "promotion_window", "promotion_margin",
                     "promotion_min_positives", "drift_delta", "drift_warning_delta",
-                    "drift_min_change", "drift_warmup", "drift_cooldown", "warning_max_labels",
+                    "drift_min_change", "drift_warmup", "drift_cooldown", "drift_label_age",
+                    "drift_challenger", "warning_max_labels", "challenger_max_labels",
                     "snapshot_every_labels")},
             "baseline_days": args.baseline_days, "tolerance": args.tolerance,
             "generate_s": round(stream.generate_s, 1), "features_s": round(stream.features_s, 1),

@@ -129,7 +129,30 @@ class Settings(BaseSettings):
     )
     metrics_days: int = Field(default=7, ge=1, description="event-time days of card precision@k kept")
     card_precision_k: int = Field(default=100, ge=1)
-    promotion_metric: Literal["average_precision", "roc_auc"] = "average_precision"
+    promotion_judge: Literal["live", "labels"] = Field(
+        default="live",
+        description="live: a challenger is judged on what it and the champion said when each "
+        "transaction was scored (kept until its label); labels: on predictions made when the label "
+        "arrives (biased when labels arrive with class-dependent delays)",
+    )
+    promotion_metric: Literal["alert_recall", "average_precision", "roc_auc"] = Field(
+        default="alert_recall",
+        description="alert_recall (live only): share of labelled frauds each model put in its top "
+        "promotion_alert_share of live traffic; needs no genuine labels",
+    )
+    promotion_alert_share: float = Field(
+        default=0.01, gt=0.0, lt=1.0, description="the alert budget of alert_recall, a share of live traffic"
+    )
+    promotion_alpha: float = Field(
+        default=0.05, gt=0.0, le=1.0,
+        description="alert_recall: one-sided sign test on the frauds only one of the two caught",
+    )
+    promotion_keep_scores: int = Field(
+        default=200_000, ge=1, description="transactions whose live scores are kept until their label"
+    )
+    promotion_rank_window: int = Field(
+        default=20_000, ge=100, description="latest live scores of each model an alert rank is measured against"
+    )
     promotion_window: int = Field(
         default=5000, ge=10, description="N: a challenger is judged against the champion on the latest N labels"
     )
@@ -169,10 +192,22 @@ class Settings(BaseSettings):
         default=1000, ge=0, description="labels a champion learns before its error is watched for drift"
     )
     drift_cooldown: int = Field(
-        default=1000, ge=0, description="updates after an alarm during which that detector stays silent"
+        default=100, ge=0,
+        description="labels fed to the concept drift detector (fresh ones of the watched classes) "
+        "after an alarm during which it stays silent",
+    )
+    drift_label_age: str | None = Field(
+        default="3d",
+        description="labels reported longer than this after their transaction do not feed the concept "
+        "drift detector (they tell how fraud looked then); none: every label does",
+    )
+    drift_challenger: Literal["continue", "fresh"] = Field(
+        default="continue",
+        description="a drift challenger starts as the champion going on (continue) or afresh with "
+        "its input statistics (fresh); either learns the drifted class only from the drift point on",
     )
     warning_max_labels: int = Field(
-        default=5000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"
+        default=50_000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"
     )
     data_drift_delta: float = Field(
         default=1e-5, gt=0.0, lt=1.0, description="ADWIN delta on the score and key feature means (no labels)"
@@ -266,12 +301,25 @@ class Settings(BaseSettings):
         parse_duration(v)
         return v
 
+    @field_validator("drift_label_age")
+    @classmethod
+    def _optional_duration(cls, v: str | None) -> str | None:
+        if v is None or str(v).strip().lower() in ("", "none"):
+            return None
+        parse_duration(v)
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.drift_warning_delta < self.drift_delta:
             raise ValueError(
                 f"drift_warning_delta ({self.drift_warning_delta}) must be at least drift_delta "
                 f"({self.drift_delta}): the warning detector is the more sensitive one"
+            )
+        if self.promotion_judge == "labels" and self.promotion_metric == "alert_recall":
+            raise ValueError(
+                "promotion_metric alert_recall needs promotion_judge live (alert ranks are taken "
+                "among live scores); with labels use average_precision or roc_auc"
             )
         if self.review_threshold > self.decline_threshold:
             raise ValueError(
@@ -314,6 +362,10 @@ class Settings(BaseSettings):
     @property
     def label_wait_s(self) -> float:
         return parse_duration(self.label_wait)
+
+    @property
+    def drift_label_age_s(self) -> float | None:
+        return None if self.drift_label_age is None else parse_duration(self.drift_label_age)
 
     @property
     def snapshot_ttl_s(self) -> int:

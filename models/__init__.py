@@ -1,5 +1,6 @@
 """Models: the River zoo, batch models, reason codes, metrics, drift detection, the registry, the
-online learner, and the offline lifecycle (training, evaluation, tuning).
+online learner (and its live shadow scores, :mod:`models.shadow`), and the offline lifecycle
+(training, evaluation, tuning).
 
 A library shared by the worker and the API; it never imports the Faust app, the agents or the API.
 Import the modules themselves (``from models.zoo import build_model``); this package imports
@@ -14,6 +15,6 @@ Offline lifecycle: :mod:`models.data` (a file's features and labels), :mod:`mode
 
 __all__ = [
     "batch", "commands", "criteria", "data", "drift", "evaluation", "events", "learner",
-    "metrics", "protocols", "reasons", "registry", "training", "training_commands", "tuning",
-    "watcher", "zoo",
+    "metrics", "protocols", "reasons", "registry", "shadow", "training", "training_commands",
+    "tuning", "watcher", "zoo",
 ]

@@ -99,6 +99,7 @@ class Detector:
         self.name = name
         self.min_change = min_change
         self._recent: deque[float] = deque(maxlen=recent)
+        self._stamps: deque[float] = deque(maxlen=recent)
         self.delta = delta
         self.cooldown = cooldown
         self.direction = direction
@@ -113,16 +114,19 @@ class Detector:
     def in_cooldown(self) -> bool:
         return self._last_alarm is not None and self.n - self._last_alarm < self.cooldown
 
-    def update(self, value: float, *, silent: bool = False) -> Alarm | None:
+    def update(self, value: float, *, silent: bool = False, stamp: float | None = None) -> Alarm | None:
         """Feed one value; an Alarm when this is a new change in the watched direction.
 
         ``silent`` (used by the monitors for a shared cool-down) records a detection without
-        raising an alarm.
+        raising an alarm. ``stamp`` (an event time) dates the value: an alarm's evidence then
+        has ``since``, the earliest stamp among the latest ``recent`` values (those the change
+        was measured on): where the change is known to have begun at the latest.
         """
         self.n += 1
         adwin = self.adwin
         recent = self._recent
         recent.append(value)
+        self._stamps.append(math.nan if stamp is None else float(stamp))
         before = adwin.estimation
         adwin.update(value)
         if not adwin.drift_detected:
@@ -140,6 +144,7 @@ class Detector:
             return None
         self._last_alarm = self.n
         self.alarms += 1
+        stamps = [t for t in self._stamps if t == t]
         return Alarm(
             level=self.level,
             detector=self.name,
@@ -148,12 +153,14 @@ class Detector:
             mean_before=float(before),
             mean_after=float(after),
             window=int(adwin.width),
+            evidence={"since": min(stamps)} if stamps else {},
         )
 
     def reset(self) -> None:
         """Forget the stream (e.g. a new champion: its error is a new stream)."""
         self.adwin = self.adwin.clone()
         self._recent.clear()
+        self._stamps.clear()
         self._last_alarm = None
 
 
@@ -227,23 +234,26 @@ class ConceptDriftMonitor:
         self.drifts = 0
         self.warnings = 0
 
-    def update(self, y: bool, p: float) -> list[Alarm]:
+    def update(self, y: bool, p: float, event_time: float | None = None) -> list[Alarm]:
+        """One label and the champion's prediction; ``event_time`` (its transaction's) dates
+        the alarms (their ``since``)."""
         self.labels += 1
         c = "fraud" if y else "genuine"
         err = 1.0 - p if y else p
         out: list[Alarm] = []
-        quiet_drift = self._g_drift.tick()
-        quiet_warn = self._g_warn.tick()
         if c not in self._drift:
             return out
-        alarm = self._drift[c].update(err, silent=quiet_drift)
+        quiet_drift = self._g_drift.tick()
+        quiet_warn = self._g_warn.tick()
+        alarm = self._drift[c].update(err, silent=quiet_drift, stamp=event_time)
         if alarm is not None:
             self._g_drift.fired()
             self._g_warn.fired()
             self.drifts += 1
             out.append(_with(alarm, labels=self.labels))
         if self._warn:
-            warning = self._warn[c].update(err, silent=quiet_warn or alarm is not None)
+            warning = self._warn[c].update(err, silent=quiet_warn or alarm is not None,
+                                           stamp=event_time)
             if warning is not None:
                 self._g_warn.fired()
                 self.warnings += 1

@@ -13,18 +13,40 @@ predicts BEFORE it learns; the prediction updates its rolling metrics
 per-class error (the classes of ``drift_classes``: the frauds by default, see
 :mod:`models.drift`) feeds the concept drift monitor (:class:`~models.drift.ConceptDriftMonitor`):
 
-- a WARNING starts a background model (the champion's name and parameters, fresh but with the
-  champion's input statistics: :meth:`~models.zoo.Model.restart`) that learns
-  from then on, in shadow like a challenger (it may be promoted by the same rule below: an
-  online champion partly adapts to a change, so its error may fall back before ADWIN at the
-  drift level is sure); it is dropped after ``warning_max_labels`` labels without drift;
+- a WARNING starts a background model (see "drift models" below) that learns from then on, in
+  shadow like a challenger (it may be promoted by the same rule below: an online champion partly
+  adapts to a change, so its error may fall back before ADWIN at the drift level is sure); it is
+  dropped after ``warning_max_labels`` labels without drift;
 - a DRIFT makes that background model a challenger (when it started at most
-  ``warning_max_labels`` labels ago), or else starts a fresh challenger at the drift point;
-- every ``promotion_check_every`` labels, a challenger with at least ``promotion_window`` (N)
-  labels of its own is promoted when its ``promotion_metric`` on the latest N labels beats the
-  champion's on the same N labels by ``promotion_margin``, with at least
-  ``promotion_min_positives`` frauds among them. Nothing else ever replaces the champion. A drift
-  challenger not promoted after ``challenger_max_labels`` labels is dropped.
+  ``warning_max_labels`` labels ago), or else starts a drift challenger at the drift point;
+- every ``promotion_check_every`` labels, the challengers are judged against the champion (the
+  promotion rule below); nothing else ever replaces the champion. A drift challenger not
+  promoted after ``challenger_max_labels`` labels is dropped.
+
+Only FRESH labels feed the concept drift detector: a label reported more than
+``drift_label_age`` after its transaction (a chargeback weeks later) tells how fraud looked
+then, not now. Drift models (``drift_challenger``): the champion going on (``continue``, a copy)
+or afresh with the champion's input statistics (``fresh``, :meth:`~models.zoo.Model.restart`);
+either learns the drifted class (the class whose error rose) only from transactions at or after
+the drift point (the alarm's ``since``: the earliest transaction among those the change was
+measured on), so late labels of the old concept do not pull it back.
+
+The promotion rule (``promotion_judge``):
+
+- ``live`` (default): what each model said when a transaction was SCORED. :meth:`observe`
+  (with the transaction id) asks every rival (challengers, background model) for its score and
+  keeps it, with the champion's live score and each score's alert rank among that model's
+  recent live scores, until the transaction's label (:mod:`models.shadow`). A challenger wins
+  on the latest ``promotion_window`` labelled transactions both scored live, with at least
+  ``promotion_min_positives`` frauds among them: ``alert_recall`` (the share of those frauds in
+  the model's top ``promotion_alert_share`` of live traffic) ahead by ``promotion_margin`` and
+  significant by a one-sided sign test at ``promotion_alpha``; or ``average_precision`` /
+  ``roc_auc`` of the live scores ahead by the margin;
+- ``labels``: each model's prequential ``promotion_metric`` (``average_precision``/``roc_auc``)
+  on the latest N labels, predicted when the label arrived. Biased with class-dependent label
+  delays: a model asked at label time has learned labels of transactions that came after the
+  one it is judged on (the first fraud label of a spree tells it the card), and the latest N
+  labels are not a sample of live traffic (genuine ones a week old, fraud ones hours to weeks).
 
 Snapshots: every ``snapshot_every_labels`` labels, or ``snapshot_every_s`` seconds when anything
 was learned, the champion's learned state is saved to the registry (``kind="online"``, parent =
@@ -37,18 +59,21 @@ Duplicate labels (the same transaction id again, at-least-once delivery) are ign
 
 from __future__ import annotations
 
+import copy
+import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from fraudstream.errors import ArtifactError, NotFoundError, RegistryConflictError
+from fraudstream.errors import ArtifactError, ConfigError, NotFoundError, RegistryConflictError
 from fraudstream.settings import Settings
 from models.drift import Alarm, ConceptDriftMonitor, DataDriftMonitor
 from models.events import ModelEvent
 from models.metrics import RollingMetrics
 from models.registry import ModelRegistry, ModelVersion
+from models.shadow import LiveComparison, LiveRanks, ShadowBook
 from models.zoo import Model, build_model
 
 __all__ = ["LearnerConfig", "OnlineLearner", "Slot"]
@@ -65,7 +90,12 @@ class LearnerConfig:
     metrics_window: int = 5000
     metrics_days: int = 7
     card_precision_k: int = 100
-    promotion_metric: str = "average_precision"
+    promotion_judge: str = "live"
+    promotion_metric: str = "alert_recall"
+    promotion_alert_share: float = 0.01
+    promotion_alpha: float = 0.05
+    promotion_keep_scores: int = 200_000
+    promotion_rank_window: int = 20_000
     promotion_window: int = 5000
     promotion_margin: float = 0.02
     promotion_min_positives: int = 30
@@ -77,16 +107,30 @@ class LearnerConfig:
     drift_classes: tuple[str, ...] = ("fraud",)
     drift_delta: float = 0.002
     drift_warning_delta: float | None = 0.05
-    drift_cooldown: int = 1000
+    drift_cooldown: int = 100
     drift_min_change: float = 0.02
     drift_warmup: int = 1000
-    warning_max_labels: int = 5000
+    drift_label_age: float | None = 3 * 86400.0
+    drift_challenger: str = "continue"
+    warning_max_labels: int = 50_000
     data_drift_delta: float = 1e-5
     data_drift_cooldown: int = 50_000
     drift_features: tuple[str, ...] = ("amount", "TX_AMOUNT")
     snapshot_every_labels: int = 500
     snapshot_every_s: float = 10.0
     dedup_size: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.drift_challenger not in ("continue", "fresh"):
+            raise ConfigError(f"drift_challenger must be continue or fresh, not {self.drift_challenger!r}")
+        if self.promotion_judge not in ("live", "labels"):
+            raise ConfigError(f"promotion_judge must be live or labels, not {self.promotion_judge!r}")
+        metrics = ("alert_recall", "average_precision", "roc_auc")
+        if self.promotion_metric not in metrics or (
+                self.promotion_judge == "labels" and self.promotion_metric == "alert_recall"):
+            raise ConfigError(
+                f"promotion_metric {self.promotion_metric!r} with promotion_judge "
+                f"{self.promotion_judge!r}: use one of {', '.join(metrics)} (alert_recall: live only)")
 
     @classmethod
     def from_settings(cls, s: Settings, **overrides: Any) -> LearnerConfig:
@@ -98,7 +142,12 @@ class LearnerConfig:
             "metrics_window": s.metrics_window,
             "metrics_days": s.metrics_days,
             "card_precision_k": s.card_precision_k,
+            "promotion_judge": s.promotion_judge,
             "promotion_metric": s.promotion_metric,
+            "promotion_alert_share": s.promotion_alert_share,
+            "promotion_alpha": s.promotion_alpha,
+            "promotion_keep_scores": s.promotion_keep_scores,
+            "promotion_rank_window": s.promotion_rank_window,
             "promotion_window": s.promotion_window,
             "promotion_margin": s.promotion_margin,
             "promotion_min_positives": s.promotion_min_positives,
@@ -112,6 +161,8 @@ class LearnerConfig:
             "drift_cooldown": s.drift_cooldown,
             "drift_min_change": s.drift_min_change,
             "drift_warmup": s.drift_warmup,
+            "drift_label_age": s.drift_label_age_s,
+            "drift_challenger": s.drift_challenger,
             "warning_max_labels": s.warning_max_labels,
             "data_drift_delta": s.data_drift_delta,
             "data_drift_cooldown": s.data_drift_cooldown,
@@ -136,6 +187,9 @@ class Slot:
     metrics: RollingMetrics
     origin: str  # "config" | "registry" | "drift" | "warning"
     started_at_label: int
+    key: int  # unique within the learner: names the slot's column of live scores
+    ranks: LiveRanks  # its latest live scores: the reference of its alert ranks
+    live: LiveComparison  # against the champion, on live scores (unused for the champion)
     labels: int = 0
     version: str | None = None  # its latest registry version
     saved_at_labels: int = -1
@@ -143,6 +197,14 @@ class Slot:
     last_event_time: float | None = None
     drift: dict[str, Any] = field(default_factory=dict)  # the alarm that started it
     threshold: float | None = None  # the operating threshold of the version it continues
+    since: float | None = None  # a drift model learns its drifted class from this event time on
+    drifted: str | None = None  # that class: "fraud" or "genuine"
+
+    def learns(self, y: bool, event_time: float) -> bool:
+        """False for a label of the drifted class older than the drift point (the old concept)."""
+        if self.since is None or ("fraud" if y else "genuine") != self.drifted:
+            return True
+        return event_time >= self.since
 
     def time_range(self) -> tuple[float, float] | None:
         if self.first_event_time is None or self.last_event_time is None:
@@ -171,6 +233,8 @@ class OnlineLearner:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._pending: list[ModelEvent] = []
         self._drift_seq = 0
+        self._keys = itertools.count(1)
+        self.shadow = ShadowBook(c.promotion_keep_scores)
         self.challengers: list[Slot] = []
         self.background: Slot | None = None
         self.concept = ConceptDriftMonitor(
@@ -213,6 +277,9 @@ class OnlineLearner:
             ),
             origin=origin,
             started_at_label=self.labels,
+            key=next(self._keys),
+            ranks=LiveRanks(size=c.promotion_rank_window),
+            live=LiveComparison(c.promotion_window),
             **kw,
         )
 
@@ -260,6 +327,13 @@ class OnlineLearner:
             out.append(self.background)
         return out
 
+    def rivals(self) -> list[Slot]:
+        """The models judged against the champion: the challengers, then the background one."""
+        out = list(self.challengers)
+        if self.background is not None:
+            out.append(self.background)
+        return out
+
     # -- labels -------------------------------------------------------------------------------
     def learn(
         self,
@@ -269,8 +343,13 @@ class OnlineLearner:
         transaction_id: str,
         card_id: str,
         event_time: float,
+        reported_at: float | None = None,
     ) -> list[ModelEvent]:
-        """Learn one label (prequential: each model predicts before it learns); events raised."""
+        """Learn one label (prequential: each model predicts before it learns); events raised.
+
+        ``event_time`` is the transaction's, ``reported_at`` the label's (both epoch seconds);
+        a label reported more than ``drift_label_age`` after its transaction does not feed the
+        concept drift detector (it tells how fraud looked then, not now)."""
         events = self._drain()
         tid = str(transaction_id)
         if tid in self._seen:
@@ -281,24 +360,62 @@ class OnlineLearner:
             self._seen.popitem(last=False)
         y = bool(is_fraud)
         self.labels += 1
+        c = self.config
         p_champion = 0.0
         for slot in self.slots():
             p = slot.model.predict_proba_one(features)
             slot.metrics.update(y, p, card_id=card_id, event_time=event_time)
-            slot.model.learn_one(features, y)
+            if slot.learns(y, event_time):
+                slot.model.learn_one(features, y)
             slot.labels += 1
             if slot.first_event_time is None:
                 slot.first_event_time = event_time
             slot.last_event_time = event_time
             if slot is self.champion:
                 p_champion = p
-        if self.config.drift_detection and self.champion.model.labels_learned > self.config.drift_warmup:
-            for alarm in self.concept.update(y, p_champion):
+        if self.config.promotion_judge == "live":
+            self._pair(tid, y)
+        fresh = (reported_at is None or c.drift_label_age is None
+                 or reported_at - event_time <= c.drift_label_age)
+        if c.drift_detection and fresh and self.champion.model.labels_learned > c.drift_warmup:
+            for alarm in self.concept.update(y, p_champion, event_time):
                 events.append(self._on_alarm(alarm, event_time))
         self._expire(event_time)
         if self.labels % self.config.promotion_check_every == 0:
             events.extend(self._check_promotion(event_time))
         return events
+
+    def _pair(self, tid: str, y: bool) -> None:
+        """The label of a transaction the champion and rivals scored live joins their comparisons."""
+        said = self.shadow.pop(tid)
+        if not said:
+            return
+        champ = said.get(self.champion.key)
+        if champ is None:
+            return
+        for slot in self.rivals():
+            mine = said.get(slot.key)
+            if mine is not None:
+                slot.live.add(y, champ[0], mine[0], champ[1], mine[1])
+
+    def _prune_shadow(self) -> None:
+        """Forget the live scores of models that are gone."""
+        alive = {s.key for s in self.slots()}
+        for key in self.shadow.models():
+            if key not in alive:
+                self.shadow.forget(key)
+
+    def _drift_model(self, label: str, origin: str, evidence: dict[str, Any]) -> Slot:
+        """A model of the concept since the drift point (see the module doc): the champion
+        going on (``drift_challenger`` "continue") or afresh ("fresh"), that learns the drifted
+        class only from transactions at or after the drift point (``since``)."""
+        champ = self.champion.model
+        fresh = self.config.drift_challenger == "fresh"
+        model = champ.restart() if fresh else copy.deepcopy(champ)
+        evidence["model_from"] = "fresh (the champion's input statistics)" if fresh else "the champion"
+        return self._slot(label, model, origin, drift=evidence, since=evidence.get("since"),
+                          drifted=str(evidence.get("detector", "error_fraud")).removeprefix("error_"),
+                          threshold=None if fresh else self.champion.threshold)
 
     def _on_alarm(self, alarm: Alarm, event_time: float) -> ModelEvent:
         champ = self.champion
@@ -306,8 +423,7 @@ class OnlineLearner:
         if alarm.level == "warning":
             started = self.background is None
             if started:
-                self.background = self._slot("background", champ.model.restart(), "warning",
-                                             drift=evidence)
+                self.background = self._drift_model("background", "warning", evidence)
             evidence["background_started"] = started
             return self._event("warning", champ, evidence, event_time)
         bg = self.background
@@ -319,8 +435,8 @@ class OnlineLearner:
             slot.label, slot.origin = label, "warning"
             evidence["challenger_from"] = f"background model started at a warning {bg.labels} labels ago"
         else:
-            slot = self._slot(label, champ.model.restart(), "drift")
-            evidence["challenger_from"] = "fresh model started at the drift point"
+            slot = self._drift_model(label, "drift", evidence)
+            evidence["challenger_from"] = "drift model started at the drift point"
         slot.drift = evidence
         evidence["challenger"] = label
         drift_slots = [s for s in self.challengers if s.origin in ("drift", "warning")]
@@ -329,16 +445,20 @@ class OnlineLearner:
             self.challengers.remove(oldest)
             evidence.setdefault("dropped", []).append(oldest.label)
         self.challengers.append(slot)
+        self._prune_shadow()
         return self._event("drift", champ, evidence, event_time)
 
     def _expire(self, event_time: float) -> None:
         c = self.config
+        before = len(self.challengers) + (self.background is not None)
         if self.background is not None and self.background.labels > c.warning_max_labels:
             self.background = None  # the warning was not followed by a drift
         self.challengers = [
             s for s in self.challengers
             if s.origin not in ("drift", "warning") or s.labels <= c.challenger_max_labels
         ]
+        if len(self.challengers) + (self.background is not None) != before:
+            self._prune_shadow()
 
     def _eligible(self, slot: Slot) -> bool:
         if slot.origin in ("drift", "warning"):  # drift challengers and the background model
@@ -349,6 +469,13 @@ class OnlineLearner:
         """The promotion rule's evidence for one challenger against the champion, right now."""
         c = self.config
         n = c.promotion_window
+        if c.promotion_judge == "live":
+            verdict = slot.live.verdict(
+                c.promotion_metric, margin=c.promotion_margin,
+                min_positives=c.promotion_min_positives, alert_share=c.promotion_alert_share,
+                alpha=c.promotion_alpha)
+            return {**verdict, "window": n, "challenger": slot.label,
+                    "challenger_labels": slot.labels}
         champ = self.champion
         positives = champ.metrics.positives_in(n)
         ch = slot.metrics.metric(c.promotion_metric, n) if slot.labels >= n else float("nan")
@@ -389,11 +516,12 @@ class OnlineLearner:
         old = self.champion
         meta = self._save(slot, parent=old.version, note=f"promoted challenger {slot.label}")
         slot.saved_at_labels = slot.labels
+        judged = " (live scores)" if verdict.get("judged_on") == "live scores" else ""
         self.registry.promote(
             meta.version,
             reason=(
                 f"{slot.label}: {verdict['metric']} {verdict['challenger_value']} vs champion "
-                f"{verdict['champion_value']} on the latest {verdict['window']} labels"
+                f"{verdict['champion_value']} on the latest {verdict['window']} labels{judged}"
             ),
         )
         if slot is not self.background:
@@ -403,6 +531,9 @@ class OnlineLearner:
         self.background = None
         slot.label, slot.version = "champion", meta.version
         self.champion = slot
+        for other in self.rivals():  # they were compared with the previous champion
+            other.live.clear()
+        self._prune_shadow()
         self.concept.reset()
         self.data.reset_score()
         self._publish_challengers()
@@ -416,10 +547,22 @@ class OnlineLearner:
         return self._event("promotion", slot, evidence, event_time)
 
     # -- scored transactions ------------------------------------------------------------------
-    def observe(self, features: Mapping[str, Any], score: float | None) -> list[ModelEvent]:
-        """One scored transaction: unsupervised models learn, data drift is watched."""
+    def observe(
+        self,
+        features: Mapping[str, Any],
+        score: float | None,
+        *,
+        transaction_id: str | None = None,
+    ) -> list[ModelEvent]:
+        """One scored transaction: what every model says of it now is kept until its label (with
+        ``transaction_id``, see :meth:`compare`), unsupervised models learn, data drift is watched.
+
+        ``score`` is what the champion said when the transaction was scored (None: the learner's
+        champion is asked now)."""
         events = self._drain()
         self.observed += 1
+        if transaction_id is not None and self.config.promotion_judge == "live":
+            self._shadow_score(features, score, str(transaction_id))
         for slot in self.slots():
             if slot.model.unsupervised:
                 slot.model.observe_one(features)
@@ -430,6 +573,21 @@ class OnlineLearner:
                                                      "observed": self.observed}, None)
             )
         return events
+
+    def _shadow_score(self, features: Mapping[str, Any], score: float | None, tid: str) -> None:
+        champ = self.champion
+        p = float(score) if score is not None else champ.model.predict_proba_one(features)
+        r = champ.ranks.rank(p)
+        champ.ranks.add(p)
+        rivals = self.rivals()
+        if not rivals:
+            return
+        said: dict[Hashable, tuple[float, float]] = {champ.key: (p, r)}
+        for slot in rivals:
+            q = slot.model.predict_proba_one(features)
+            said[slot.key] = (q, slot.ranks.rank(q))
+            slot.ranks.add(q)
+        self.shadow.record(tid, said)
 
     # -- snapshots and the registry -----------------------------------------------------------
     def tick(self, now: float | None = None) -> list[ModelEvent]:
@@ -458,6 +616,9 @@ class OnlineLearner:
                                    saved_at_labels=0, threshold=meta.threshold)
         self.background = None
         self.challengers = [s for s in self.challengers if s.origin not in ("drift", "warning")]
+        for other in self.challengers:
+            other.live.clear()
+        self._prune_shadow()
         self.concept.reset()
         self.data.reset_score()
         self._mark_snapshot(self.clock())  # nothing of the adopted champion is unsaved

@@ -173,6 +173,7 @@ class Runtime:
         events = self._learner.learn(
             features, label.is_fraud, transaction_id=label.transaction_id,
             card_id=join.card_id, event_time=join.event_time or time.time(),
+            reported_at=label.reported_at.timestamp(),
         )
         self.metrics.count("labels_learned")
         if label.is_fraud:
@@ -191,7 +192,9 @@ class Runtime:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            out.extend(self._learner.observe(event.get("features", {}), float(event.get("score", 0.0))))
+            tid = event.get("transaction_id")
+            out.extend(self._learner.observe(event.get("features", {}), float(event.get("score", 0.0)),
+                                             transaction_id=None if tid is None else str(tid)))
         self.metrics.count("observed", len(payloads))
         return self._model_events(out)
 

@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_PATTERN",
     "DRIFT_PATTERN",
     "SCENARIOS",
+    "SPREE_PATTERN",
     "DayBatch",
     "SIMULATOR_COLUMNS",
     "Event",
@@ -88,7 +89,8 @@ DAY = 86400.0
 HOUR = 3600.0
 
 #: Scenario codes (the truth kept for evaluation) and their names.
-SCENARIOS = ("genuine", "large_amount", "compromised_terminal", "compromised_card", "card_testing")
+SCENARIOS = ("genuine", "large_amount", "compromised_terminal", "compromised_card", "card_testing",
+             "local_spree")
 LABEL_SOURCES = ("analyst", "chargeback", "maturity")
 
 #: The column mapping of the simulator's file output (canonical names, used as they are).
@@ -155,6 +157,10 @@ class FraudPattern:
     testing_gap_s: float = 30.0  # mean seconds between two tests of a burst
     terminal_days: float = 14.0
     card_days: float = 7.0
+    local_spree: float = 0.0
+    spree_size: float = 4.0  # mean purchases per spree (at least 2)
+    spree_gap_s: float = 1200.0  # mean seconds between two purchases of a spree
+    spree_amount: tuple[float, float] = (1.0, 2.0)  # x the card's usual amount at that merchant
 
     @property
     def rates(self) -> dict[str, float]:
@@ -163,7 +169,14 @@ class FraudPattern:
             "compromised_terminal": self.compromised_terminal,
             "compromised_card": self.compromised_card,
             "card_testing": self.card_testing,
+            "local_spree": self.local_spree,
         }
+
+    @property
+    def genuine_share(self) -> float:
+        """The share of all transactions that are genuine or at compromised terminals (those
+        replace genuine ones; the other scenarios ADD transactions)."""
+        return 1.0 - self.large_amount - self.compromised_card - self.card_testing - self.local_spree
 
     def check(self, where: str) -> None:
         for name, rate in self.rates.items():
@@ -171,7 +184,8 @@ class FraudPattern:
                 raise ConfigError(f"{where}: fraud rate {name}={rate} must be in [0, 0.5]")
         if sum(self.rates.values()) >= 0.9:
             raise ConfigError(f"{where}: fraud rates add up to {sum(self.rates.values())} (>= 0.9)")
-        for name in ("large_amount_range", "card_inflation", "card_fraud_per_day", "testing_amount"):
+        for name in ("large_amount_range", "card_inflation", "card_fraud_per_day", "testing_amount",
+                     "spree_amount"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ConfigError(f"{where}: {name} must be 0 < low <= high, not {(lo, hi)}")
@@ -180,6 +194,8 @@ class FraudPattern:
                 raise ConfigError(f"{where}: {name} must be in [0, 1]")
         if self.testing_burst < 2 or self.testing_gap_s <= 0:
             raise ConfigError(f"{where}: testing_burst must be >= 2 and testing_gap_s > 0")
+        if self.spree_size < 2 or self.spree_gap_s <= 0:
+            raise ConfigError(f"{where}: spree_size must be >= 2 and spree_gap_s > 0")
         if self.terminal_days <= 0 or self.card_days <= 0:
             raise ConfigError(f"{where}: terminal_days and card_days must be > 0")
 
@@ -200,6 +216,24 @@ DRIFT_PATTERN = FraudPattern(
     testing_burst=4.0,
     terminal_days=5.0,
     card_days=4.0,
+)
+
+#: Fraudsters change tactics: cloned cards go on daytime sprees at shops they never used in their
+#: holder's own city (a few medium purchases within an hour or two), and the old tactics (large
+#: amounts, skimmed terminals, far-away or night-time use of compromised cards, card testing) fall
+#: to a fifth of their rates. The features see the new fraud (a first-time terminal, several
+#: purchases in the last hour, several terminals in a day) but a model that learned the old
+#: tactics has learned to trust what it looks like: daytime, near home, ordinary amounts.
+SPREE_PATTERN = FraudPattern(
+    large_amount=0.0004,
+    compromised_terminal=0.0006,
+    compromised_card=0.0006,
+    card_testing=0.0004,
+    local_spree=0.007,
+    night_share=0.05,
+    spree_size=6.0,
+    spree_gap_s=600.0,
+    spree_amount=(1.0, 2.0),
 )
 
 
@@ -417,7 +451,7 @@ class Simulator:
     def expected_per_day(self, day: int = 0) -> float:
         """Expected transactions per simulated day (genuine and fraud) under ``day``'s pattern."""
         p = self.config.pattern(day)
-        return self.genuine_per_day / (1.0 - p.large_amount - p.compromised_card - p.card_testing)
+        return self.genuine_per_day / p.genuine_share
 
     # -- records -----------------------------------------------------------------------------
     def _tx_events(self, b: DayBatch) -> list[Event]:
@@ -708,6 +742,7 @@ class _State:
         self.buckets: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self.next_seq = 1
         self.used = np.flatnonzero(w.usage > 0)
+        self.city_terminals: dict[int, np.ndarray] | None = None  # physical terminals by city
         self.mean_usage = float(w.usage[self.used].mean()) if len(self.used) else 0.0
         self._seed_steady_state()
 
@@ -716,7 +751,7 @@ class _State:
 
     def expected_total(self, p: FraudPattern) -> float:
         """Expected transactions per day (genuine + added fraud) under pattern ``p``."""
-        return self.sim.genuine_per_day / (1.0 - p.large_amount - p.compromised_card - p.card_testing)
+        return self.sim.genuine_per_day / p.genuine_share
 
     def _terminal_lambda(self, p: FraudPattern) -> float:
         if self.mean_usage <= 0:
@@ -786,6 +821,41 @@ class _State:
             return phys
         onl = w.online[rng.integers(0, len(w.online), n)]
         return np.where(rng.random(n) < 0.6, onl, phys)
+
+    def _sprees(self, rng: np.random.Generator, day_s: float, p: FraudPattern) -> list[tuple[np.ndarray, ...]]:
+        """Scenario 5: a cloned card goes on a spree in its holder's city, at shops it never used.
+
+        ``spree_size`` purchases (mean, at least 2) ``spree_gap_s`` apart (mean, exponential) at
+        distinct physical terminals of the card's home city that are not among its usual ones,
+        each ``spree_amount`` times the card's usual amount at that merchant.
+        """
+        w = self.w
+        sprees = rng.poisson(p.local_spree * self.expected_total(p) / p.spree_size)
+        if not sprees:
+            return []
+        if self.city_terminals is None:
+            cities = w.term_city[w.physical]
+            self.city_terminals = {int(c): w.physical[cities == c] for c in np.unique(cities).tolist()}
+        cards = rng.integers(0, len(w.card_ids), sprees)
+        size = 2 + rng.poisson(p.spree_size - 2, sprees)
+        t0 = self._fraud_times(rng, sprees, day_s, p)
+        out_t, out_c, out_term = [], [], []
+        for c, n, start in zip(cards.tolist(), size.tolist(), t0.tolist(), strict=True):
+            pool = self.city_terminals.get(int(w.card_city[c]), w.physical)
+            usual = set(w.local[c, : w.n_local[c]].tolist())
+            fresh = [x for x in rng.choice(pool, size=min(len(pool), n + len(usual)),
+                                           replace=False).tolist() if x not in usual][:n]
+            if not fresh:
+                continue
+            gaps = np.concatenate([[0.0], rng.exponential(p.spree_gap_s, len(fresh) - 1)])
+            out_t.append(np.minimum(start + np.cumsum(gaps), day_s + DAY - 0.001))
+            out_c.append(np.full(len(fresh), c, np.int64))
+            out_term.append(np.array(fresh, np.int64))
+        if not out_t:
+            return []
+        t5, c5, term5 = np.concatenate(out_t), np.concatenate(out_c), np.concatenate(out_term)
+        a5 = self._amounts(rng, c5, term5) * rng.uniform(*p.spree_amount, len(c5))
+        return [(t5, c5, term5, a5, np.full(len(c5), 5, np.int8))]
 
     def _amounts(self, rng: np.random.Generator, cards: np.ndarray, terms: np.ndarray) -> np.ndarray:
         w = self.w
@@ -877,6 +947,10 @@ class _State:
             a4 = rng.uniform(lo, hi, len(cards4))
             parts.append((t4, cards4, term4, a4, np.full(len(cards4), 4, np.int8)))
             self.tested.append((c4, float(day_s + DAY)))
+
+        # 5: local sprees (their own random stream: patterns without them draw what they drew)
+        if p.local_spree > 0:
+            parts.extend(self._sprees(self._rng(d, 2), day_s, p))  # type: ignore[arg-type]
 
         t = np.concatenate([x[0] for x in parts])
         order = np.argsort(t, kind="stable")

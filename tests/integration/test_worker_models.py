@@ -4,8 +4,9 @@ Each test starts ``python -m fraudstream worker --role ...`` as a subprocess wit
 environment variables (its own topics, Redis keys and registry), publishes with kafka-python and
 reads the topics back:
 
-- the learner detects a simulated concept drift and promotes a challenger; the scorers' events
-  carry the new champion afterwards, with at most three reasons each (learner settings made small
+- the learner detects a simulated concept drift and promotes a challenger judged on the scores it
+  gave in shadow when later transactions were scored (live); the scorers' events carry the new
+  champion afterwards, with at most three reasons each (learner settings made small
   for the test through the environment: promotion window 300 labels, 10 frauds, warm-up 200);
 - an operator's promotion under a steady load: every transaction scored exactly once, the new
   version in the scored events within about a second;
@@ -59,6 +60,12 @@ SMALL_LEARNER = {
     "DRIFT_WARMUP": "200",
     "DRIFT_COOLDOWN": "200",
     "SNAPSHOT_EVERY_LABELS": "100",
+    # live judging on a few thousand transactions with 8 % fraud: alerts on the top 10 %, alert
+    # ranks among the latest 500 live scores; drift challengers start afresh (labels arrive
+    # within minutes here, so the champion going on would learn the same labels as the champion)
+    "PROMOTION_ALERT_SHARE": "0.1",
+    "PROMOTION_RANK_WINDOW": "500",
+    "DRIFT_CHALLENGER": "fresh",
     "SNAPSHOT_EVERY_S": "1",
     # two simulated days flat out: the partitions race, so a terminal's latest event time (set
     # by a card on another partition) may run hours ahead of a transaction: a replay's lateness
@@ -225,31 +232,46 @@ def test_learner_promotes_a_challenger_after_a_drift(services: dict[str, str], m
     ensure_topics(settings, services["kafka"])
     events = list(Simulator(DRIFT_SIM).events(count=5200, flush_labels=True))
     txs = [e for e in events if e.kind == "transaction"]
-    labels = [e for e in events if e.kind == "label"]
-    tail, txs = txs[-200:], txs[:-200]  # published after the promotion
-    scored_before = {e.record["transaction_id"] for e in txs}
-    label_ids = [e for e in labels if e.record["transaction_id"] in scored_before]
+    labels = {e.record["transaction_id"]: e for e in events if e.kind == "label"}
+    # (A) the first 3,000 transactions (the drift is at the ~2,050th), then their labels: the
+    # drift is found and a drift challenger starts. (B) 2,000 more transactions: every model
+    # scores them live (the challenger in shadow, in the learner's observe agent); then their
+    # labels: the challenger is judged on those live scores. (C) the last 200 after the promotion.
+    phase_a, phase_b, tail = txs[:3000], txs[3000:-200], txs[-200:]
     t_topic, l_topic = settings.topic("transactions"), settings.topic("labels")
     s_topic, m_topic = settings.topic("scored"), settings.topic("model-events")
     log = tmp_path / "worker.log"
     dlq = settings.topic("transactions.dlq")
     reader = TopicReader(services["kafka"], [s_topic, m_topic, dlq])
     prod = Producer(services["kafka"])
+
+    def score_then_label(batch: list[Any]) -> None:
+        """Publish transactions; once all are scored AND observed by the learner, their labels."""
+        ids = {e.record["transaction_id"] for e in batch}
+        for e in batch:
+            prod.send(t_topic, key=e.key, value=e.record)
+        prod.flush()
+        reader.until(f"{len(batch)} scored events",
+                     lambda: len(reader.ids(s_topic) & ids) + len(reader.records[dlq]) >= len(ids),
+                     120, proc, log)
+        assert reader.records[dlq] == []
+        scored = len(reader.ids(s_topic))
+        wait_for(f"{scored} observed by the learner", lambda: any(
+            h.get("counters", {}).get("observed", 0) >= scored for h in heartbeats(settings)),
+            60, proc, log)
+        for e in batch:
+            label = labels[e.record["transaction_id"]]
+            prod.send(l_topic, key=label.key, value=label.record)
+        prod.flush()
+
     try:
         with worker(settings, "all", log, **SMALL_LEARNER) as proc:
             wait_ready(settings, proc, log, "all")
-            # transactions first (the feature snapshots the labels join), then their labels
-            for e in txs:
-                prod.send(t_topic, key=e.key, value=e.record)
-            prod.flush()
-            reader.until(f"{len(txs)} scored events",
-                         lambda: len(reader.records[s_topic]) + len(reader.records[dlq]) >= len(txs),
-                         120, proc, log)
-            assert reader.records[dlq] == []
-            assert reader.ids(s_topic) == scored_before
-            for e in label_ids:
-                prod.send(l_topic, key=e.key, value=e.record)
-            prod.flush()
+            score_then_label(phase_a)
+            reader.until("a concept drift on model-events", lambda: [
+                v for v in reader.values(m_topic)
+                if v["kind"] == "drift" and v["evidence"].get("type") == "concept"], 120, proc, log)
+            score_then_label(phase_b)
 
             def promoted() -> dict[str, Any] | None:
                 return next((v for v in reader.values(m_topic)
@@ -265,6 +287,9 @@ def test_learner_promotes_a_challenger_after_a_drift(services: dict[str, str], m
             assert drift["evidence"]["mean_after"] > drift["evidence"]["mean_before"]
             ev = promotion["evidence"]
             assert ev["wins"] and ev["challenger_value"] - ev["champion_value"] >= 0.02
+            # judged on what both said when phase B's transactions were scored
+            assert ev["judged_on"] == "live scores" and ev["metric"] == "alert_recall"
+            assert ev["p_value"] <= 0.05 and ev["positives"] >= 10
             new = promotion["version"]
             registry = ModelRegistry(settings.registry_path, settings.hmac_key)
             assert registry.champion_version() is not None

@@ -34,7 +34,11 @@ def stream(n: int, drift_at: int | None, seed: int = 0, rate: float = 0.05) -> I
 
 
 def config(**kw) -> LearnerConfig:  # type: ignore[no-untyped-def]
-    base = {
+    base = {  # judged on label-time predictions (the live judge: test_models_shadow.py)
+        "promotion_judge": "labels",
+        "promotion_metric": "average_precision",
+        "drift_challenger": "fresh",
+        "drift_label_age": None,
         "promotion_window": 1000,
         "promotion_check_every": 100,
         "metrics_window": 2000,
@@ -104,7 +108,8 @@ def test_without_warnings_a_fresh_challenger_starts_at_the_drift(registry: Model
     assert [e.kind for _, e in events] == ["drift", "promotion"]
     (d_at, drift), (p_at, promo) = events
     assert 12_000 <= d_at < 13_000
-    assert drift.evidence["challenger_from"] == "fresh model started at the drift point"
+    assert drift.evidence["challenger_from"] == "drift model started at the drift point"
+    assert drift.evidence["model_from"].startswith("fresh")
     assert promo.evidence["origin"] == "drift" and promo.evidence["challenger_labels"] == p_at - d_at
     _check_promotion(registry, learner, promo)
 

@@ -17,6 +17,7 @@ from stream.simulate import labels_path_for, write_simulation
 from stream.simulator import (
     DAY,
     SCENARIOS,
+    SPREE_PATTERN,
     FraudPattern,
     LabelConfig,
     SimConfig,
@@ -161,6 +162,28 @@ def test_drift_changes_the_fraud_pattern_after_the_drift_day() -> None:
     per_day_before = (before & (scen == 0)).sum() / drift_day
     per_day_after = (after & (scen == 0)).sum() / (30 - drift_day)
     assert per_day_after == pytest.approx(per_day_before, rel=0.05)
+
+
+def test_local_sprees_after_the_drift_hit_new_shops_in_the_home_city_within_hours() -> None:
+    drift_day = 5
+    config = SimConfig(cards=2000, terminals=4000, seed=4, drift_day=drift_day, drift=SPREE_PATTERN)
+    sim = Simulator(config)
+    w = sim.world
+    cols = _all_batches(config, 12)
+    t, card, term, scen = cols["t"], cols["card"], cols["terminal"], cols["scenario"]
+    spree = scen == SCENARIOS.index("local_spree")
+    assert not spree[t < sim.start_s + drift_day * DAY].any()
+    after = t >= sim.start_s + drift_day * DAY
+    assert float(spree[after].mean()) == pytest.approx(SPREE_PATTERN.local_spree, rel=0.3)
+    # physical shops of the holder's own city that the card never used before
+    assert (w.term_channel[term[spree]] != 2).all()
+    assert (w.term_city[term[spree]] == w.card_city[card[spree]]).all()
+    usual = [set(w.local[c, : w.n_local[c]].tolist()) for c in card[spree].tolist()]
+    assert not any(x in u for x, u in zip(term[spree].tolist(), usual, strict=True))
+    # several purchases per card, close together
+    per_card = pd.Series(t[spree]).groupby(card[spree])
+    assert per_card.size().mean() > 3
+    assert float((per_card.max() - per_card.min()).median()) < 4 * 3600
 
 
 def test_label_delays_sources_and_the_never_labelled_share() -> None:
