@@ -223,6 +223,7 @@ def main() -> int:
     ap.add_argument("--targets", default="passthrough,fraudstream")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e.json"))
     args = ap.parse_args()
+    load_start = os.getloadavg()
     rates = [float(r) for r in args.rates.split(",") if r]
     home = Path(tempfile.mkdtemp(prefix="fs-bench-"))
     base = Settings(_env_file=None, home=home, cache_dir=ROOT / ".cache", kafka_port=free_port(),
@@ -252,7 +253,8 @@ def main() -> int:
         "bench": "e2e",
         "at": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "load_average_at_start": load_start,
+                    "load_average_at_end": os.getloadavg()},
         "settings": {"partitions": base.partitions, "batch_max": base.batch_max,
                      "batch_within_ms": base.batch_within_ms,
                      "fetch_max_wait_ms": base.fetch_max_wait_ms, "feature_set": base.feature_set,
