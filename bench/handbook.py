@@ -301,6 +301,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20, help="Bayesian trials per tuned model")
     parser.add_argument("--folds", type=int, default=2, help="validation folds for tuning")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rich-trials", type=int, default=None,
+                        help="Bayesian trials per tuned model on the richer features (default: "
+                             "--trials; 0: no tuning there, default LightGBM in the ensemble)")
+    parser.add_argument("--no-arf", action="store_true",
+                        help="leave the adaptive random forest out (slow on 2 shared cores)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: 4 trials, 1 fold, no ARF, no rich tuning")
     parser.add_argument("--no-readme", action="store_true", help="do not touch bench/README.md")
@@ -312,7 +317,9 @@ def main() -> int:
         print("rewrote the handbook section of bench/README.md")
         return 0
     if args.quick:
-        args.trials, args.folds = 4, 1
+        args.trials, args.folds, args.rich_trials, args.no_arf = 4, 1, 0, True
+    if args.rich_trials is None:
+        args.rich_trials = args.trials
     path = Path(args.path)
     if not path.exists():
         print(f"no data set at {path}", file=sys.stderr)
@@ -350,7 +357,7 @@ def main() -> int:
     ], opts, settings, runs)
     print("River zoo, 15 features, learn the training week then frozen", flush=True)
     river = [ModelSpec(name="logreg"), ModelSpec(name="hat")]
-    if not args.quick:
+    if not args.no_arf:
         river.append(ModelSpec(name="arf"))
     evaluate("river-15", hb, river, opts, settings, runs)
 
@@ -371,10 +378,11 @@ def main() -> int:
     print("richer features (handbook 15 + default 32)", flush=True)
     rich_specs = [ModelSpec(name="lgbm", params=THREADS), ModelSpec(name="xgb", params=THREADS),
                   RF]
-    if args.quick:
+    if args.rich_trials == 0:
         rich_tuned = {"lgbm": ModelSpec(name="lgbm", params=THREADS)}
     else:
-        rich_tuned = {name: tuned_spec(name, richer, args, settings, tuning)
+        rich_args = argparse.Namespace(**{**vars(args), "trials": args.rich_trials})
+        rich_tuned = {name: tuned_spec(name, richer, rich_args, settings, tuning)
                       for name in ("lgbm", "xgb")}
         rich_specs += list(rich_tuned.values())
     rich_ensemble = ensemble_spec(rich_tuned["lgbm"])
@@ -405,8 +413,8 @@ def main() -> int:
         "selected_by_validation": {
             "15": [r for r in runs if r.get("selected") and r["section"].endswith("-15")],
             "rich": [r for r in runs if r.get("selected") and r["section"].endswith("-rich")]},
-        "args": {"trials": args.trials, "folds": args.folds, "seed": args.seed,
-                 "quick": args.quick},
+        "args": {"trials": args.trials, "rich_trials": args.rich_trials, "folds": args.folds,
+                 "seed": args.seed, "quick": args.quick, "arf": not args.no_arf},
         "seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
