@@ -215,6 +215,13 @@ def markdown(result: dict[str, Any]) -> str:
     def f(v: Any, places: int = 3) -> str:
         return "-" if v is None else f"{v:.{places}f}"
 
+    loads = [min(r["load_1min_before"] for r in result["runs"]),
+             max(max(r["load_1min_before"], r["load_1min_after"]) for r in result["runs"])]
+
+    def versus(value: float, metric: str) -> str:
+        d = value - PUBLISHED_BEST[metric]
+        return f"{'beats' if d > 0 else 'below'}, {d:+.3f}"
+
     lines = [
         "## Handbook benchmark (bench/handbook.py)",
         "",
@@ -225,6 +232,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{'match' if result['protocol']['matches_readme'] else 'MISMATCH'}). Measured "
         f"{result['when'][:16]} UTC on {result['machine']['cpus']} shared cores (load average "
         "per row in the JSON); `python bench/handbook.py` reruns it.",
+        "",
+        *([] if result.get("complete", True) else [
+            f"**Incomplete run**: stopped after the `{result['last_section']}` rows; the rows "
+            "below are all it measured.", ""]),
+        f"Load average (1 min) over the rows: {loads[0]:.1f} .. {loads[1]:.1f} on "
+        f"{result['machine']['cpus']} cores, shared with other jobs while it ran: these figures "
+        "were taken on a loaded machine (quality metrics do not depend on load; the seconds do).",
         "",
         "| section | model | ROC AUC | AP | CP@100 | valid. AP | recall @ thr | FPR @ thr | s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -248,9 +262,9 @@ def markdown(result: dict[str, Any]) -> str:
               f"CP@100 {PUBLISHED_BEST['card_precision_at_100']:.3f}):", ""]
     for key in ("15", "rich"):
         what = "15 handbook features" if key == "15" else "richer features (not comparable)"
-        for r in result["selected_by_validation"][key]:
+        for r in result.get("selected_by_validation", {}).get(key, []):
             marks = ", ".join(
-                f"{label} {f(r[m])} ({'beats' if r[m] > PUBLISHED_BEST[m] else 'below'})"
+                f"{label} {f(r[m])} ({versus(r[m], m)})"
                 for m, label in (("roc_auc", "AUC"), ("average_precision", "AP"),
                                  ("card_precision_at_100", "CP@100")))
             lines.append(f"- {what}, chosen on validation, {r['section']}: {r['model']}: {marks}")
@@ -259,16 +273,26 @@ def markdown(result: dict[str, Any]) -> str:
         what = "15 features" if key == "15" else "richer features"
         lines.append(f"- best single figure on the test over all rows ({what}; optimistic: the "
                      "maximum over many rows): " + ", ".join(
-                         f"{m} {best[m]['value']:.3f} ({best[m]['model']}, {best[m]['section']})"
+                         f"{m} {best[m]['value']:.3f} ({best[m]['model']}, {best[m]['section']}; "
+                         f"{versus(best[m]['value'], m)})"
                          for m in ("roc_auc", "average_precision", "card_precision_at_100")
                          if best[m]))
     lines += ["", "valid. AP: average precision on the validation split (train 2018-07-11 + 7 d, "
-              "test 07-25 + 7 d), where the final model of each section is selected; tuning used "
-              f"{result['args']['folds']} such folds. recall / FPR @ thr: at the operating "
+              "test 07-25 + 7 d), where the final model of each section is selected; tuning "
+              f"(Optuna TPE, {trials(result['args'])}) used {result['args']['folds']} such folds, "
+              "each one week earlier than the last. recall / FPR @ thr: at the operating "
               "threshold chosen on the last quarter of the training week for FPR <= 0.1 % (never "
               "on the test). prequential rows stream 2018-07-25 .. 08-14 with labels 7 days "
               "late (batch models refitted daily on the labels due).", ""]
     return "\n".join(lines)
+
+
+def trials(a: dict[str, Any]) -> str:
+    rich = a.get("rich_trials", 0 if a.get("quick") else a["trials"])
+    arf = a.get("arf", not a.get("quick"))
+    return (f"{a['trials']} trials per booster on the 15 features, "
+            + (f"{rich} on the richer ones" if rich else "none on the richer ones (defaults)")
+            + ("" if arf else "; ARF left out"))
 
 
 def update_readme(text: str) -> None:
@@ -301,6 +325,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20, help="Bayesian trials per tuned model")
     parser.add_argument("--folds", type=int, default=2, help="validation folds for tuning")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rich-trials", type=int, default=None,
+                        help="Bayesian trials per tuned model on the richer features (default: "
+                             "--trials; 0: no tuning there, default LightGBM in the ensemble)")
+    parser.add_argument("--no-arf", action="store_true",
+                        help="leave the adaptive random forest out (slow on 2 shared cores)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: 4 trials, 1 fold, no ARF, no rich tuning")
     parser.add_argument("--no-readme", action="store_true", help="do not touch bench/README.md")
@@ -312,7 +341,9 @@ def main() -> int:
         print("rewrote the handbook section of bench/README.md")
         return 0
     if args.quick:
-        args.trials, args.folds = 4, 1
+        args.trials, args.folds, args.rich_trials, args.no_arf = 4, 1, 0, True
+    if args.rich_trials is None:
+        args.rich_trials = args.trials
     path = Path(args.path)
     if not path.exists():
         print(f"no data set at {path}", file=sys.stderr)
@@ -339,6 +370,41 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
 
+    def save(stage: str) -> dict[str, Any]:
+        """The JSON (and README table) with every row measured so far: a run cut short keeps
+        what it measured, marked incomplete."""
+        result: dict[str, Any] = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "file": path.name,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "protocol": {"train_start": TRAIN_START, "train_days": TRAIN_DAYS, "label_delay": DELAY,
+                         "test_days": TEST_DAYS, "history_start": HISTORY_START,
+                         "exclude_known_compromised": True,
+                         "test_rows": runs[0]["n"], "test_frauds": runs[0]["n_fraud"],
+                         "readme_test_rows": EXPECTED_TEST[0], "readme_test_frauds": EXPECTED_TEST[1],
+                         "matches_readme": (runs[0]["n"], runs[0]["n_fraud"]) == EXPECTED_TEST,
+                         "max_fpr": settings.max_fpr},
+            "features": {"handbook": hb.features, "rich": richer.features,
+                         "seconds": {"handbook": round(hb_seconds, 1),
+                                     "default": round(default_seconds, 1)}},
+            "published": PUBLISHED, "published_best": PUBLISHED_BEST,
+            "runs": runs, "tuning": tuning,
+            "best": {"15": best_of(runs, ("batch-15", "river-15", "prequential-15")),
+                     "rich": best_of(runs, ("batch-rich", "prequential-rich"))},
+            "selected_by_validation": {
+                "15": [r for r in runs if r.get("selected") and r["section"].endswith("-15")],
+                "rich": [r for r in runs if r.get("selected") and r["section"].endswith("-rich")]},
+            "args": {"trials": args.trials, "rich_trials": args.rich_trials, "folds": args.folds,
+                     "seed": args.seed, "quick": args.quick, "arf": not args.no_arf},
+            "seconds": round(time.perf_counter() - started, 1),
+            "complete": stage == "done", "last_section": stage,
+        }
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=1, default=_json) + "\n", encoding="utf-8")
+        if not args.no_readme:
+            update_readme(markdown(result))
+        return result
+
     print("batch, 15 features, published protocol", flush=True)
     evaluate("batch-15", hb, [
         ModelSpec(name="sk-logreg"),
@@ -350,31 +416,36 @@ def main() -> int:
     ], opts, settings, runs)
     print("River zoo, 15 features, learn the training week then frozen", flush=True)
     river = [ModelSpec(name="logreg"), ModelSpec(name="hat")]
-    if not args.quick:
+    if not args.no_arf:
         river.append(ModelSpec(name="arf"))
     evaluate("river-15", hb, river, opts, settings, runs)
 
+    save("river-15")
     print("tuning on validation folds (never the test)", flush=True)
     tuned = {name: tuned_spec(name, hb, args, settings, tuning) for name in ("lgbm", "xgb")}
     ensemble = ensemble_spec(tuned["lgbm"])
     evaluate("batch-15", hb, [*tuned.values(), ensemble], opts, settings, runs)
     selected = select(hb, [RF, *tuned.values(), ensemble], "batch-15", settings, runs)
 
+    save("batch-15")
     print("prequential, 7-day label delay, 15 features", flush=True)
     evaluate("prequential-15", hb, [*river, ModelSpec(name="sk-logreg"), selected], preq,
              settings, runs)
+    save("prequential-15 (selected)")
     long = tuned["lgbm"].model_copy(update={"label": "lgbm tuned, 28-day refit window"})
     evaluate("prequential-15", hb, [tuned["lgbm"]], preq, settings, runs)
     evaluate("prequential-15", hb, [long], preq.model_copy(update={"refit_window": "28d"}),
              settings, runs)
 
+    save("prequential-15")
     print("richer features (handbook 15 + default 32)", flush=True)
     rich_specs = [ModelSpec(name="lgbm", params=THREADS), ModelSpec(name="xgb", params=THREADS),
                   RF]
-    if args.quick:
+    if args.rich_trials == 0:
         rich_tuned = {"lgbm": ModelSpec(name="lgbm", params=THREADS)}
     else:
-        rich_tuned = {name: tuned_spec(name, richer, args, settings, tuning)
+        rich_args = argparse.Namespace(**{**vars(args), "trials": args.rich_trials})
+        rich_tuned = {name: tuned_spec(name, richer, rich_args, settings, tuning)
                       for name in ("lgbm", "xgb")}
         rich_specs += list(rich_tuned.values())
     rich_ensemble = ensemble_spec(rich_tuned["lgbm"])
@@ -382,40 +453,12 @@ def main() -> int:
     evaluate("batch-rich", richer, rich_specs, opts, settings, runs)
     rich_selected = select(richer, [RF, *rich_tuned.values(), rich_ensemble], "batch-rich",
                            settings, runs)
+    save("batch-rich")
     evaluate("prequential-rich", richer, [rich_selected], preq, settings, runs)
 
-    result: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "file": path.name,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "protocol": {"train_start": TRAIN_START, "train_days": TRAIN_DAYS, "label_delay": DELAY,
-                     "test_days": TEST_DAYS, "history_start": HISTORY_START,
-                     "exclude_known_compromised": True,
-                     "test_rows": runs[0]["n"], "test_frauds": runs[0]["n_fraud"],
-                     "readme_test_rows": EXPECTED_TEST[0], "readme_test_frauds": EXPECTED_TEST[1],
-                     "matches_readme": (runs[0]["n"], runs[0]["n_fraud"]) == EXPECTED_TEST,
-                     "max_fpr": settings.max_fpr},
-        "features": {"handbook": hb.features, "rich": richer.features,
-                     "seconds": {"handbook": round(hb_seconds, 1),
-                                 "default": round(default_seconds, 1)}},
-        "published": PUBLISHED, "published_best": PUBLISHED_BEST,
-        "runs": runs, "tuning": tuning,
-        "best": {"15": best_of(runs, ("batch-15", "river-15", "prequential-15")),
-                 "rich": best_of(runs, ("batch-rich", "prequential-rich"))},
-        "selected_by_validation": {
-            "15": [r for r in runs if r.get("selected") and r["section"].endswith("-15")],
-            "rich": [r for r in runs if r.get("selected") and r["section"].endswith("-rich")]},
-        "args": {"trials": args.trials, "folds": args.folds, "seed": args.seed,
-                 "quick": args.quick},
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1, default=_json) + "\n", encoding="utf-8")
-    text = markdown(result)
+    result = save("done")
     print()
-    print(text)
-    if not args.no_readme:
-        update_readme(text)
+    print(markdown(result))
     print(f"wrote {RESULTS.relative_to(ROOT)}" + ("" if args.no_readme else " and bench/README.md"))
     return 0
 
