@@ -56,9 +56,19 @@ def test_training_job_registers_and_promotes(api: TestClient, api_settings: Sett
     meta = api.get(f"/models/{version}").json()
     assert meta["role"] == "champion" and meta["kind"] == "offline"
     assert meta["threshold"] == result["threshold"]
-    # the new champion scores at once
-    r = api.post("/score", json={"transaction_id": "x1", "card_id": "c1", "amount": 12.0,
-                                 "timestamp": "2024-03-01T00:00:00Z"}, headers=AUTH)
+    assert meta["metrics"]["feature_set"] == "handbook"  # the preset's features
+    tx = {"transaction_id": "x1", "card_id": "c1", "amount": 12.0,
+          "timestamp": "2024-03-01T00:00:00Z"}
+    # this API computes the default feature set: it refuses to serve a handbook-trained champion
+    r = api.post("/score", json=tx, headers=AUTH)
+    assert r.status_code == 503
+    assert f"model {version} was trained on feature set 'handbook'" in r.text
+    # trained on the features the API computes, the new champion scores at once
+    body["feature_set"] = api_settings.feature_set
+    job = api.post("/training?wait=120", json=body, headers=AUTH).json()
+    assert job["status"] == "succeeded", job
+    version = api.get(f"/training/{job['id']}").json()["version"]
+    r = api.post("/score", json=tx, headers=AUTH)
     assert r.status_code == 200 and r.json()["model_version"] == version
 
 
