@@ -95,7 +95,14 @@ class SystemRunner:
             )
         env = settings_env(self.settings)
         if self.bootstrap_days:
-            bootstrap_champion(self.settings, self.bootstrap_days, say)
+            compressed = None
+            if self.simulate and self.rate > 0:  # the live clock: one simulated day this long
+                from stream.simulate import day_seconds, simulation_config
+                from stream.simulator import Simulator
+
+                compressed = day_seconds(
+                    Simulator(self.sim_config or simulation_config(self.settings)), self.rate)
+            bootstrap_champion(self.settings, self.bootstrap_days, say, day_seconds=compressed)
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         cli = [sys.executable, "-m", "fraudstream"]
@@ -203,7 +210,8 @@ class SystemRunner:
         self.stop()
 
 
-def bootstrap_champion(settings: Settings, days: float, say: Any = print) -> str | None:
+def bootstrap_champion(settings: Settings, days: float, say: Any = print,
+                       day_seconds: float | None = None) -> str | None:
     """Give an empty registry a champion trained on simulated history; its version, or None.
 
     A fraud system does not go live with an untrained model: the first champion learns ``days``
@@ -211,6 +219,11 @@ def bootstrap_champion(settings: Settings, days: float, say: Any = print) -> str
     twin of the same definitions the worker computes online), is evaluated on the last part of
     it, gets the operating threshold that meets the FPR target, and is promoted. The learner then
     continues it online from the labels that arrive.
+
+    ``day_seconds``: the live stream stamps records with the wall clock while one simulated day
+    lasts ``day_seconds`` (a paced demo); the history is then put on that same compressed clock,
+    ending now, so the champion learns the features it will be served (velocity windows full of
+    compressed days), with labels usable one simulated day after their transaction.
     """
     from models.registry import ModelRegistry
 
@@ -228,9 +241,21 @@ def bootstrap_champion(settings: Settings, days: float, say: Any = print) -> str
     history = folder / "history.parquet"
     say(f"[dim]bootstrap: simulating {days:g} days of history for the first champion ...[/dim]")
     write_simulation(simulation_config(settings), history, days=days)
+    label_delay: str | None = None
+    if day_seconds:
+        import pandas as pd
+
+        frame = pd.read_parquet(history)
+        ts = pd.to_datetime(frame["timestamp"], utc=True)
+        end = ts.max()
+        now = pd.Timestamp.now(tz="UTC")
+        frame["timestamp"] = now - (end - ts) * (day_seconds / 86400.0)
+        frame.to_parquet(history, index=False)
+        label_delay = f"{day_seconds:.3f}s"
     say(f"[dim]bootstrap: training {settings.model} on it (features by the offline twin) ...[/dim]")
     result = train(history, SIMULATOR, settings.model,
-                   ProtocolOptions(protocol="holdout", test_fraction=0.25),
+                   ProtocolOptions(protocol="holdout", test_fraction=0.25,
+                                   label_delay=label_delay),
                    params=settings.model_params or None, feature_set=settings.feature_set,
                    settings=settings, promote=True)
     metrics = result.evaluation.metrics
