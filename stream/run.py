@@ -102,7 +102,8 @@ class SystemRunner:
 
                 compressed = day_seconds(
                     Simulator(self.sim_config or simulation_config(self.settings)), self.rate)
-            bootstrap_champion(self.settings, self.bootstrap_days, say, day_seconds=compressed)
+            bootstrap_champion(self.settings, self.bootstrap_days, say, day_seconds=compressed,
+                               config=self.sim_config)
         logs = self.settings.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         cli = [sys.executable, "-m", "fraudstream"]
@@ -211,7 +212,7 @@ class SystemRunner:
 
 
 def bootstrap_champion(settings: Settings, days: float, say: Any = print,
-                       day_seconds: float | None = None) -> str | None:
+                       day_seconds: float | None = None, config: Any = None) -> str | None:
     """Give an empty registry a champion trained on simulated history; its version, or None.
 
     A fraud system does not go live with an untrained model: the first champion learns ``days``
@@ -220,7 +221,7 @@ def bootstrap_champion(settings: Settings, days: float, say: Any = print,
     it, gets the operating threshold that meets the FPR target, and is promoted. The learner then
     continues it online from the labels that arrive.
 
-    ``day_seconds``: the live stream stamps records with the wall clock while one simulated day
+    ``config``: the live simulator's (same world); ``day_seconds``: the live stream stamps records with the wall clock while one simulated day
     lasts ``day_seconds`` (a paced demo); the history is then put on that same compressed clock,
     ending now, so the champion learns the features it will be served (velocity windows full of
     compressed days), with labels usable one simulated day after their transaction.
@@ -240,7 +241,7 @@ def bootstrap_champion(settings: Settings, days: float, say: Any = print,
     folder.mkdir(parents=True, exist_ok=True)
     history = folder / "history.parquet"
     say(f"[dim]bootstrap: simulating {days:g} days of history for the first champion ...[/dim]")
-    write_simulation(simulation_config(settings), history, days=days)
+    write_simulation(config or simulation_config(settings), history, days=days)
     label_delay: str | None = None
     if day_seconds:
         import pandas as pd
