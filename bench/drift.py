@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    settings = Settings(_env_file=None)
+    # snapshots every 500 labels only: the worker's other trigger (every 10 s of wall-clock
+    # time) would make which champion version scored a transaction depend on the machine's speed
+    settings = Settings(_env_file=None, snapshot_every_s=1e12)
     config = SimConfig(cards=args.cards, terminals=args.terminals, seed=args.seed,
                        drift_day=args.drift_day, drift=PATTERNS[args.pattern])
     load_before = os.getloadavg()
@@ -411,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     "promotion_min_positives", "drift_delta", "drift_warning_delta",
                     "drift_min_change", "drift_warmup", "drift_cooldown", "drift_label_age",
                     "drift_challenger", "warning_max_labels", "challenger_max_labels",
-                    "snapshot_every_labels")},
+                    "snapshot_every_labels", "snapshot_every_s")},
             "baseline_days": args.baseline_days, "tolerance": args.tolerance,
             "generate_s": round(stream.generate_s, 1), "features_s": round(stream.features_s, 1),
         },
