@@ -53,16 +53,13 @@ memory and is one per API process: run the API with one uvicorn worker process.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 import logging
 import mimetypes
-import os
 import queue
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +78,7 @@ from fraudstream.errors import (
     NotFoundError,
     ServiceError,
 )
+from fraudstream.files import write_atomic
 
 __all__ = [
     "FINAL",
@@ -202,18 +200,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 class JobRunner:
     """Runs jobs in ``workers`` daemon threads and keeps their records under ``root``."""
 
@@ -250,7 +236,7 @@ class JobRunner:
             return  # a job still running after shutdown stays 'running' on disk: failed at restart
         path = self._dir(rec.id) / "job.json"
         try:
-            _write_atomic(path, rec.model_dump_json(indent=1).encode())
+            write_atomic(path, rec.model_dump_json(indent=1))
         except FileNotFoundError:
             pass  # deleted meanwhile
         self._written[rec.id] = time.monotonic()

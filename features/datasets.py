@@ -21,9 +21,7 @@ training and evaluation in ``models/`` read a data set with
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from features.columns import CANONICAL, ColumnMapping, read_raw, to_canonical
 from fraudstream.errors import DataError, NotFoundError
+from fraudstream.files import write_atomic
 from fraudstream.progress import CancelFn, ProgressFn, Tracker
 
 __all__ = [
@@ -228,7 +227,7 @@ def register_dataset(
         **profile,
     )
     tracker.step(0.98, "writing the record")
-    _write_atomic(target, record.model_dump_json(by_alias=True, indent=2))
+    write_atomic(target, record.model_dump_json(by_alias=True, indent=2) + "\n")
     tracker.done(f"registered {dataset_id}")
     return record
 
@@ -289,13 +288,3 @@ def _sha256(path: Path, tracker: Tracker) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -55,6 +55,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudstream.errors import ArtifactError, ConfigError, NotFoundError, RegistryConflictError
+from fraudstream.files import write_atomic
 
 __all__ = ["ModelRegistry", "ModelVersion"]
 
@@ -90,20 +91,6 @@ def _as_datetime(v: float | datetime) -> datetime:
     if isinstance(v, datetime):
         return v if v.tzinfo else v.replace(tzinfo=UTC)
     return datetime.fromtimestamp(float(v), tz=UTC)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class ModelRegistry:
@@ -262,12 +249,11 @@ class ModelRegistry:
         return state
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        _write_atomic(self._state_path, json.dumps(state, indent=1).encode())
+        write_atomic(self._state_path, json.dumps(state, indent=1), durable=True)
         champion = state["champion"]
-        _write_atomic(self._champion_path, f"{champion}\n".encode() if champion else b"")
-        _write_atomic(
-            self._challengers_path, "".join(f"{v}\n" for v in state["challengers"]).encode()
-        )
+        write_atomic(self._champion_path, f"{champion}\n" if champion else "", durable=True)
+        write_atomic(self._challengers_path, "".join(f"{v}\n" for v in state["challengers"]),
+                     durable=True)
 
     def _event(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "at": _now().isoformat(), **fields}

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +47,7 @@ import pandas as pd
 
 from features.columns import CANONICAL, PRESETS, ColumnMapping, read_raw, sort_events
 from fraudstream.errors import ConfigError, DataError
+from fraudstream.files import write_atomic
 from fraudstream.settings import Settings, parse_duration
 from stream.simulator import SIMULATOR_COLUMNS
 
@@ -312,10 +312,7 @@ def _fingerprint(path: Path, mapping: ColumnMapping, delay_s: float, limit: int 
 
 
 def _save(file: Path, state: dict[str, Any]) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, file)
+    write_atomic(file, json.dumps(state, indent=1))
 
 
 def _resume_point(file: Path, fingerprint: dict[str, Any], restart: bool) -> tuple[int, bool]:
