@@ -70,11 +70,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from fraudstream.errors import ConfigError, DataError
 from models import reasons as _reasons
-from models.zoo import MODEL_NAMES, Model, build_model
+from models.zoo import MODEL_NAMES, Model, build_model, validate_params
 from stream.schemas import Reason
 
 __all__ = [
@@ -307,17 +307,7 @@ def is_batch_model(name: str) -> bool:
 
 
 def _validate(name: str, params: Mapping[str, Any] | None) -> _Params:
-    cls = _SPECS[name][0]
-    if params is not None and not isinstance(params, Mapping):
-        raise ConfigError(f"model {name!r}: parameters must be a mapping, not {type(params).__name__}")
-    try:
-        return cls.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"model {name!r}: bad parameters: {problems} (allowed: "
-                          f"{', '.join(cls.model_fields)})") from None
+    return validate_params(name, _SPECS[name][0], params)
 
 
 def build_batch_model(name: str, params: Mapping[str, Any] | None = None) -> BatchModel:

@@ -82,7 +82,7 @@ import operator
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from river import anomaly, forest, imblearn, linear_model, optim, preprocessing, tree
@@ -97,6 +97,7 @@ __all__ = [
     "build_model",
     "clean_features",
     "describe_params",
+    "validate_params",
 ]
 
 MODEL_NAMES: tuple[str, ...] = (
@@ -271,7 +272,12 @@ _PARAMS: dict[str, type[_Params]] = {
 }
 
 
-def _validate(name: str, cls: type[_Params], params: Mapping[str, Any] | None) -> _Params:
+P = TypeVar("P", bound=BaseModel)
+
+
+def validate_params(name: str, cls: type[P], params: Mapping[str, Any] | None) -> P:
+    """``params`` checked by ``cls`` (a pydantic model), or a ConfigError naming every problem
+    and the allowed parameters (zoo and batch models alike)."""
     if params is not None and not isinstance(params, Mapping):
         raise ConfigError(f"model {name!r}: parameters must be a mapping, not {type(params).__name__}")
     try:
@@ -688,10 +694,10 @@ def build_model(name: str, params: Mapping[str, Any] | None = None) -> Model:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if "+" in name:
         sup_name, anomaly_name = name.split("+", 1)
-        combo = _validate(name, ComboParams, params)
+        combo = validate_params(name, ComboParams, params)
         assert isinstance(combo, ComboParams)
         sup = build_model(sup_name, combo.supervised)
         ano = build_model(anomaly_name, combo.anomaly)
         assert isinstance(ano, HST)
         return Combo(name, combo, sup, ano)
-    return _CLASSES[name](name, _validate(name, _PARAMS[name], params))
+    return _CLASSES[name](name, validate_params(name, _PARAMS[name], params))
