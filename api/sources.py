@@ -23,7 +23,7 @@ from features.columns import PRESETS, ColumnMapping, read_raw, to_canonical
 from fraudstream.errors import ConfigError, DataError
 from fraudstream.settings import Settings
 
-__all__ = ["MappingIn", "SourceIn", "check_path", "preflight", "resolve_source"]
+__all__ = ["MappingIn", "SourceIn", "check_path", "checked_source", "preflight", "resolve_source"]
 
 SAMPLE_ROWS = 1000
 
@@ -114,6 +114,16 @@ def resolve_source(source: SourceIn, settings: Settings) -> tuple[Path, ColumnMa
         return path, record.column_mapping(), record
     assert source.path is not None and source.mapping is not None
     return check_path(source.path, settings), source.mapping.to_mapping(), None
+
+
+def checked_source(source: SourceIn, settings: Settings) -> tuple[Path, ColumnMapping, Any]:
+    """:func:`resolve_source`, then a file given by path is checked on a sample with its mapping
+    (:func:`preflight`; a registered data set was checked when it was added): a job is refused
+    with a reason now rather than failing later."""
+    path, mapping, record = resolve_source(source, settings)
+    if record is None:
+        preflight(path, mapping)
+    return path, mapping, record
 
 
 def sample(path: Path, rows: int = SAMPLE_ROWS) -> pd.DataFrame:

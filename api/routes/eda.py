@@ -30,7 +30,7 @@ from api.routes.jobs import (
     job_of_kind,
     result_of,
 )
-from api.sources import SourceIn, preflight, resolve_source
+from api.sources import SourceIn, checked_source
 from fraudstream.errors import FraudstreamError
 
 router = APIRouter(prefix="/eda", tags=["eda"], responses=COMMON_RESPONSES)
@@ -56,9 +56,7 @@ def start_eda(body: EdaCreate, jobs: JobsDep, settings: SettingsDep, response: R
     """404 for an unknown data set; 422 for a bad path or mapping. The job's result holds the
     summary (``GET /eda/{id}``) and the written files."""
     try:
-        path, mapping, record = resolve_source(body, settings)
-        if record is None:
-            preflight(path, mapping)
+        path, mapping, record = checked_source(body, settings)
     except FraudstreamError as exc:
         raise http_error(exc) from exc
     title = body.title or f"EDA: {record.id if record else path.name}"

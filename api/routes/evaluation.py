@@ -25,7 +25,7 @@ from api.routes.jobs import (
     job_of_kind,
     result_of,
 )
-from api.sources import preflight, resolve_source
+from api.sources import checked_source
 from fraudstream.errors import FraudstreamError
 from models.training import ModelSpec
 
@@ -54,9 +54,7 @@ def start_evaluation(body: EvaluationCreate, jobs: JobsDep, settings: SettingsDe
 
     try:
         specs = parse_models(body.models)
-        path, mapping, record = resolve_source(body, settings)
-        if record is None:
-            preflight(path, mapping)
+        path, mapping, _ = checked_source(body, settings)
     except FraudstreamError as exc:
         raise http_error(exc) from exc
 

@@ -24,7 +24,7 @@ from api.routes.jobs import (
     job_of_kind,
     result_of,
 )
-from api.sources import preflight, resolve_source
+from api.sources import checked_source
 from fraudstream.errors import FraudstreamError
 
 router = APIRouter(prefix="/training", tags=["training"], responses=COMMON_RESPONSES)
@@ -57,9 +57,7 @@ def start_training(body: TrainingCreate, jobs: JobsDep, settings: SettingsDep,
                             "promote or challenger, not both")
     try:
         spec = parse_models([body.model], body.params)[0]  # a bad name or parameter: 422 now
-        path, mapping, record = resolve_source(body, settings)
-        if record is None:
-            preflight(path, mapping)
+        path, mapping, _ = checked_source(body, settings)
     except FraudstreamError as exc:
         raise http_error(exc) from exc
 

@@ -15,7 +15,7 @@ from api.http import COMMON_RESPONSES, ERROR_RESPONSES, http_error
 from api.jobs import JobContext
 from api.learning import LearningIn
 from api.routes.jobs import KIND_LINKS, JobPublic, WaitQuery, accepted, result_of
-from api.sources import preflight, resolve_source
+from api.sources import checked_source
 from fraudstream.errors import FraudstreamError
 
 router = APIRouter(prefix="/tuning", tags=["tuning"], responses=COMMON_RESPONSES)
@@ -52,9 +52,7 @@ def start_tuning(body: TuningCreate, jobs: JobsDep, settings: SettingsDep,
 
     try:
         parse_models([ModelSpec(name=body.model, params=dict(body.fixed))])
-        path, mapping, record = resolve_source(body, settings)
-        if record is None:
-            preflight(path, mapping)
+        path, mapping, _ = checked_source(body, settings)
     except FraudstreamError as exc:
         raise http_error(exc) from exc
 
