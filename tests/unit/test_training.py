@@ -403,3 +403,36 @@ def test_prequential_batch_refits_follow_the_refit_window(sim_data) -> None:  # 
             if expect is None:
                 want = max(want, split.train_start)
             assert start == pytest.approx(want)
+
+
+def test_prequential_folds_are_the_split_moved_back_and_match_single_evaluations(sim_data) -> None:  # type: ignore[no-untyped-def]
+    """evaluate_folds: fold i is the split i test lengths earlier, with the known compromised
+    cards of ITS training start left out; each fold's figures are those of evaluate_data on that
+    split alone, and the summary is their mean and population std."""
+    from models.protocols import parse_time
+    from models.training import evaluate_folds
+
+    day0 = float(np.floor(sim_data.t.min() / DAY) * DAY)
+    start = pd.Timestamp(day0 + 8 * DAY, unit="s", tz="UTC").isoformat()
+    opts = ProtocolOptions(train_start=start, train_days=4, test_days=3,
+                           exclude_known_compromised=True)
+    fe = evaluate_folds(sim_data, "sk-logreg", opts, folds=2, settings=settings())
+    assert len(fe.folds) == 2
+    starts = [parse_time(f["train_start"]) for f in fe.folds]
+    assert starts == [day0 + 8 * DAY, day0 + 5 * DAY]
+    for f, begin in zip(fe.folds, starts, strict=True):
+        one = opts.model_copy(update={"train_start": pd.Timestamp(begin, unit="s", tz="UTC")
+                                      .isoformat()})
+        report = evaluate_data(sim_data, ["sk-logreg"], one, settings=settings())
+        assert f["evaluated_rows"] == report.split["evaluated_rows"] < report.split["test_rows"]
+        for k in ("roc_auc", "average_precision", "card_precision_at_100"):
+            assert f["metrics"][k] == report.results[0].metrics[k], k
+    aps = fe.values("average_precision")
+    assert aps[0] != aps[1]
+    assert fe.mean("average_precision") == pytest.approx(np.mean(aps), abs=1e-6)
+    assert fe.std("average_precision") == pytest.approx(np.std(aps), abs=1e-6)
+    assert fe.summary()["roc_auc"]["per_fold"] == fe.values("roc_auc")
+    with pytest.raises(DataError, match="fold 2 of 3 .*use fewer folds"):
+        evaluate_folds(sim_data, "sk-logreg", opts.model_copy(update={"train_days": 1,
+                       "train_start": pd.Timestamp(day0 + 2 * DAY, unit="s", tz="UTC")
+                       .isoformat()}), folds=3)
