@@ -240,6 +240,29 @@ def test_batch_model_resampling_and_weights() -> None:
         build_batch_model("sk-logreg").predict_proba_one({"a": 1.0})
 
 
+def test_ensemble_members_keep_their_own_fraud_weights() -> None:
+    """A member's pos_weight / class_weight is applied in the ensemble (not silently dropped)."""
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = ((X["a"] + rng.normal(size=2000)) > 2.2).astype(int).to_numpy()
+    rows = pd.DataFrame({"a": [-1.0, 0.0, 1.5], "b": [0.0, 1.0, -1.0]})
+    for member in ({"pos_weight": 20.0}, {"class_weight": "balanced"}):
+        alone = build_batch_model("sk-logreg", member).fit(X, y).predict_proba(rows)
+        blend = build_batch_model("ensemble", {"members": [
+            {"name": "sk-logreg", "params": member}]}).fit(X, y).predict_proba(rows)
+        plain = build_batch_model("sk-logreg").fit(X, y).predict_proba(rows)
+        np.testing.assert_allclose(blend, alone, rtol=1e-9)
+        assert (blend > plain).all()
+    on_top = build_batch_model("ensemble", {"pos_weight": 2.0, "members": [
+        {"name": "sk-logreg", "params": {"pos_weight": 10.0}}]}).fit(X, y).predict_proba(rows)
+    np.testing.assert_allclose(
+        on_top, build_batch_model("sk-logreg", {"pos_weight": 20.0}).fit(X, y).predict_proba(rows),
+        rtol=1e-9)
+    with pytest.raises(ConfigError, match="resampling applies to the whole ensemble"):
+        build_batch_model("ensemble", {"members": [
+            {"name": "sk-logreg", "params": {"sampling": "under"}}]})
+
+
 @pytest.mark.parametrize("name", ["sk-logreg", "sk-rf", "sk-hgb", "lgbm", "xgb", "ensemble"])
 def test_saved_batch_model_loads_and_scores_like_the_original(name: str, tmp_path: Any) -> None:
     rng = np.random.default_rng(4)
