@@ -371,7 +371,9 @@ def estimation_markdown(est: dict[str, Any]) -> list[str]:
         "estimation` reruns this section alone.", "",
         *([] if est.get("complete", True) else [
             f"**Incomplete run**: stopped after {len(rows)} rows (the later candidates were not "
-            "measured); the selection below is among the rows measured.", ""]),
+            "measured"
+            + (f": {est['note']}" if est.get("note") else "")
+            + "); the selection below is among the rows measured.", ""]),
         "| model | test ROC AUC | test AP | test CP@100 | valid. ROC AUC | valid. AP | "
         "valid. CP@100 | s |",
         "|---|---|---|---|---|---|---|---|",
