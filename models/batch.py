@@ -25,7 +25,9 @@ Models (:data:`BATCH_MODEL_NAMES`) and their parameters (unknown keys are refuse
                ``max_depth`` (6), ``min_child_weight`` (1.0), ``subsample`` (1.0),
                ``colsample_bytree`` (1.0), ``reg_lambda`` (1.0), ``n_jobs`` (1).
 ``ensemble``   the weighted mean of the probabilities of ``members`` (a list of ``{name, params,
-               weight}`` of the models above; default lgbm and sk-rf), fitted on the same rows.
+               weight}`` of the models above; default lgbm and sk-rf), fitted on the same rows;
+               each member keeps its own ``pos_weight`` / ``class_weight`` (on top of the
+               ensemble's); resampling is set on the ensemble only.
 
 Class imbalance (every model): ``pos_weight`` (1.0) weighs each fraud row in the fit (sample
 weight); ``class_weight`` "none" | "balanced" (frauds weighed n_genuine / n_fraud, times
@@ -230,18 +232,26 @@ class EnsembleParams(_Params):
 
 
 class Blend:
-    """Members fitted on the same rows; P(fraud) is their weighted mean (scikit-learn style)."""
+    """Members fitted on the same rows; P(fraud) is their weighted mean (scikit-learn style).
 
-    def __init__(self, members: list[tuple[str, Any, float]]) -> None:
+    Each member keeps its own fraud weight (``pos_weight``, ``class_weight``), applied on top of
+    the ensemble's sample weights.
+    """
+
+    def __init__(self, members: list[tuple[str, Any, float]],
+                 params: list[_Params] | None = None) -> None:
         self.members = members  # (name, estimator, weight)
+        self.member_params = params or [_Params() for _ in members]
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Blend:
-        for name, est, _ in self.members:
-            if sample_weight is None:
+        base = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        for (name, est, _), mp in zip(self.members, self.member_params, strict=True):
+            weight = base * fraud_weights(np.asarray(y), mp)
+            if np.all(weight == 1.0):
                 est.fit(X, y)
             else:
                 key = "model__sample_weight" if name == "sk-logreg" else "sample_weight"
-                est.fit(X, y, **{key: sample_weight})
+                est.fit(X, y, **{key: weight})
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -251,12 +261,34 @@ class Blend:
         return np.column_stack([1.0 - p, p])
 
 
+def fraud_weights(y: np.ndarray, p: _Params) -> np.ndarray:
+    """Sample weights of the class-imbalance parameters: ``pos_weight`` on each fraud (times
+    n_genuine / n_fraud with ``class_weight="balanced"``), 1 on each genuine row.
+
+    >>> fraud_weights(np.array([0, 0, 0, 1]), _Params(pos_weight=2.0, class_weight="balanced"))
+    array([1., 1., 1., 6.])
+    """
+    y = np.asarray(y).astype(int)
+    weight = np.ones(len(y))
+    pos = y == 1
+    w_pos = p.pos_weight
+    if p.class_weight == "balanced":
+        w_pos *= float((~pos).sum()) / max(float(pos.sum()), 1.0)
+    weight[pos] = w_pos
+    return weight
+
+
 def _ensemble(p: EnsembleParams) -> Any:
     members: list[tuple[str, Any, float]] = []
+    params: list[_Params] = []
     for m in p.members:
         mp = _validate(m.name, m.params)
+        if mp.sampling != "none":
+            raise ConfigError(f"ensemble member {m.name!r}: resampling applies to the whole "
+                              "ensemble; set sampling on the ensemble, not on a member")
         members.append((m.name, _SPECS[m.name][1](mp), m.weight))
-    return Blend(members)
+        params.append(mp)
+    return Blend(members, params)
 
 
 _SPECS: dict[str, tuple[type[_Params], Callable[[Any], Any]]] = {
@@ -316,8 +348,7 @@ def build_batch_model(name: str, params: Mapping[str, Any] | None = None) -> Bat
         raise ConfigError(f"unknown batch model {name!r}; known: {', '.join(BATCH_MODEL_NAMES)}")
     p = _validate(name, params)
     if isinstance(p, EnsembleParams):  # each member's parameters, now rather than at the fit
-        for m in p.members:
-            _validate(m.name, m.params)
+        _ensemble(p)
     return BatchModel(name, p)
 
 
@@ -368,12 +399,7 @@ class BatchModel(Model):
         p: _Params = self._p  # type: ignore[assignment]
         rows = self._resample(yv, p)
         A_fit, y_fit = A[rows], yv[rows]
-        weight = np.ones(len(y_fit))
-        pos = y_fit == 1
-        w_pos = p.pos_weight
-        if p.class_weight == "balanced":
-            w_pos *= float((~pos).sum()) / max(float(pos.sum()), 1.0)
-        weight[pos] = w_pos
+        weight = fraud_weights(y_fit, p)
         factory = _SPECS[self.name][1]
         est = factory(p)
         kw: dict[str, Any] = {}

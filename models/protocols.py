@@ -20,6 +20,9 @@ cannot learn one label at a time: :func:`prequential_refit` refits it every ``re
 day) on the labels due by then, over a sliding window as long as the training period, and scores
 the next period with that fit (on the handbook split its first fit is the holdout fit).
 
+Prequential folds (:func:`prequential_folds`, the handbook's ``prequentialSplit``): fold ``i`` is
+the split moved back by ``i`` test lengths; a model is judged by the mean over the folds.
+
 >>> import numpy as np
 >>> t = np.arange(0, 20 * 86400, 3600.0)  # 20 days, hourly
 >>> s = time_split(t, delay_s=2 * 86400, test_fraction=0.25)
@@ -51,6 +54,7 @@ __all__ = [
     "day_numbers",
     "known_compromised_mask",
     "parse_time",
+    "prequential_folds",
     "prequential_refit",
     "prequential_stream",
     "time_split",
@@ -131,6 +135,31 @@ class TimeSplit:
             "test_days": round((self.test_end - self.test_start) / DAY, 4),
             "calibration_start": _iso(self.calibration_start),
         }
+
+
+def prequential_folds(split: TimeSplit, folds: int) -> list[TimeSplit]:
+    """``split`` and the ``folds - 1`` splits before it, each moved back by one test length.
+
+    The handbook's prequential split (``prequentialSplit``, chapter 5): fold ``i`` trains from
+    ``train_start - i * test length``, keeps the same delay, and is assessed on the test period
+    ``i`` lengths earlier. Fold 0 is ``split`` itself.
+
+    >>> s = TimeSplit(21 * DAY, 28 * DAY, 35 * DAY, 42 * DAY, 7 * DAY)
+    >>> [(f.train_start / DAY, f.test_start / DAY) for f in prequential_folds(s, 3)]
+    [(21.0, 35.0), (14.0, 28.0), (7.0, 21.0)]
+    >>> prequential_folds(s, 0)
+    Traceback (most recent call last):
+    ...
+    fraudstream.errors.ConfigError: a prequential estimate needs at least one fold
+    """
+    if folds < 1:
+        raise ConfigError("a prequential estimate needs at least one fold")
+    out = []
+    for k in range(folds):
+        d = k * (split.test_end - split.test_start)
+        out.append(TimeSplit(split.train_start - d, split.train_end - d, split.test_start - d,
+                             split.test_end - d, split.delay_s, split.calibration))
+    return out
 
 
 def time_split(

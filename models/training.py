@@ -29,6 +29,11 @@ handbook's protocol); every evaluation carries the success criteria's pass/fail 
 latency reported is the model's own share of the scoring path (``predict_proba_one`` +
 ``explain_one`` per transaction, on a sample of the test), not the end-to-end latency.
 
+:func:`evaluate_folds` judges one model on the handbook's prequential folds (the split and the
+``folds - 1`` splits before it, one test length apart; :func:`models.protocols.prequential_folds`):
+every fold's metrics, their mean and standard deviation, the handbook's estimate of a model's
+performance (chapter 5.3: validation folds to select, test folds to report).
+
 :func:`train` evaluates one model the same way and saves it to the registry with its threshold,
 metrics and training period (optionally as a challenger, or promoted to champion).
 """
@@ -58,6 +63,7 @@ from models.protocols import (
     day_numbers,
     known_compromised_mask,
     parse_time,
+    prequential_folds,
     prequential_refit,
     prequential_stream,
     time_split,
@@ -65,11 +71,15 @@ from models.protocols import (
 from models.zoo import Model
 
 __all__ = [
+    "FOLD_METRICS",
+    "FoldsEvaluation",
     "ModelSpec",
     "ProtocolOptions",
     "TrainResult",
     "evaluate",
     "evaluate_data",
+    "evaluate_folds",
+    "fold_splits",
     "metric_rows_for",
     "parse_models",
     "run_model",
@@ -412,6 +422,111 @@ def evaluate_data(
         report.plots = plot_curves(curves, plots_dir, title=f"({options.protocol})")
     report.seconds = time.perf_counter() - started
     return report
+
+
+#: The metrics :class:`FoldsEvaluation` summarises (ranking metrics: no threshold needed).
+FOLD_METRICS = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_max_fpr")
+
+
+def fold_splits(data: LabelledData, options: ProtocolOptions,
+                folds: int) -> list[tuple[TimeSplit, np.ndarray]]:
+    """The prequential folds of ``options``' split (fold 0 is that split, then one test length
+    earlier each), each with the test rows its metrics are taken on (:func:`metric_rows_for`).
+
+    Raises DataError when an earlier fold has no training fraud or no test transaction (fold 0
+    is checked where it is split and run).
+    """
+    splits = prequential_folds(options.split(data), folds)
+    out = []
+    for k, sp in enumerate(splits):
+        tr, _, te = sp.masks(data.t)
+        if k and (not tr.any() or not te.any() or not data.y[tr].any()):  # fold 0: time_split
+            d = sp.to_dict()
+            raise DataError(f"fold {k + 1} of {folds} ({d['train_start'][:10]} .. "
+                            f"{d['test_end'][:10]}) has no training fraud or no test "
+                            "transaction: use fewer folds")
+        out.append((sp, metric_rows_for(data, sp, options)[0]))
+    return out
+
+
+@dataclass
+class FoldsEvaluation:
+    """One model judged on prequential folds: each fold's evaluation, their mean and std.
+
+    The standard deviation is the population one (``ddof=0``), as the handbook reports it
+    (scikit-learn's ``std_test_*``).
+    """
+
+    label: str
+    model: str
+    params: dict[str, Any]
+    folds: list[dict[str, Any]]
+    evaluations: list[ModelEvaluation] = field(default_factory=list, repr=False)
+    seconds: float = 0.0
+
+    def values(self, key: str) -> list[Any]:
+        return [f["metrics"].get(key) for f in self.folds]
+
+    def mean(self, key: str) -> float | None:
+        v = self.values(key)
+        return None if any(x is None for x in v) else round(float(np.mean(v)), 6)
+
+    def std(self, key: str) -> float | None:
+        v = self.values(key)
+        return None if any(x is None for x in v) else round(float(np.std(v)), 6)
+
+    def summary(self, keys: Sequence[str] = FOLD_METRICS) -> dict[str, dict[str, Any]]:
+        return {k: {"mean": self.mean(k), "std": self.std(k), "per_fold": self.values(k)}
+                for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "model": self.model, "params": self.params,
+                "summary": self.summary(), "folds": self.folds, "seconds": round(self.seconds, 2)}
+
+
+def evaluate_folds(
+    data: LabelledData,
+    spec: ModelSpec | str,
+    options: ProtocolOptions | None = None,
+    *,
+    folds: int = 4,
+    splits: Sequence[tuple[TimeSplit, np.ndarray]] | None = None,
+    settings: Settings | None = None,
+    max_fpr: float | None = None,
+    calibrate: bool = False,
+    tracker: Tracker | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
+) -> FoldsEvaluation:
+    """Evaluate ``spec`` on ``folds`` prequential folds of ``options``' split (or on ``splits``
+    from :func:`fold_splits`), one model fitted per fold, by ``options.protocol``.
+
+    ``calibrate`` (False): choose an operating threshold on each fold too (a batch model is then
+    fitted twice per fold); the ranking metrics of :data:`FOLD_METRICS` need none.
+    """
+    started = time.perf_counter()
+    options = options or ProtocolOptions()
+    spec = parse_models([spec])[0]
+    max_fpr = (settings.max_fpr if settings is not None else 0.001) if max_fpr is None \
+        else max_fpr
+    splits = list(splits) if splits is not None else fold_splits(data, options, folds)
+    tracker = tracker or Tracker(what="evaluation")
+    lo, hi = span
+    step = (hi - lo) / len(splits)
+    out: list[dict[str, Any]] = []
+    evs: list[ModelEvaluation] = []
+    for f, (sp, rows) in enumerate(splits):
+        ev = run_model(data, spec, sp, protocol=options.protocol, max_fpr=max_fpr,
+                       metric_rows=rows, refit_every_s=parse_duration(options.refit_every),
+                       refit_window_s=_window(options), k=options.k, settings=settings,
+                       tracker=tracker, span=(lo + f * step, lo + (f + 1) * step),
+                       latency_sample=0, calibrate=calibrate)
+        evs.append(ev)
+        out.append({**sp.to_dict(), "evaluated_rows": int(len(rows)),
+                    "evaluated_frauds": int(data.y[rows].sum()),
+                    "metrics": {k: ev.metrics.get(k) for k in
+                                (*FOLD_METRICS, "recall_at_threshold", "fpr_at_threshold")}})
+    return FoldsEvaluation(label=spec.display, model=spec.name, params=dict(evs[0].params),
+                           folds=out, evaluations=evs, seconds=time.perf_counter() - started)
 
 
 def _load(path: str | Path, mapping: ColumnMapping, options: ProtocolOptions,

@@ -35,19 +35,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from features.columns import ColumnMapping
-from fraudstream.errors import ConfigError, DataError
+from fraudstream.errors import ConfigError
 from fraudstream.progress import CancelFn, ProgressFn, Tracker
 from fraudstream.settings import Settings, parse_duration
 from models.data import LabelledData
 from models.evaluation import EvaluationReport, ModelEvaluation
-from models.protocols import TimeSplit
 from models.training import (
     ModelSpec,
     ProtocolOptions,
     TrainResult,
     _load,
     _window,
-    metric_rows_for,
+    evaluate_folds,
+    fold_splits,
     parse_models,
     run_model,
     save_to_registry,
@@ -287,15 +287,9 @@ def tune_data(
     max_fpr = settings.max_fpr if max_fpr is None else max_fpr
     if folds < 1:
         raise ConfigError("tuning needs at least one fold")
-    split = options.split(data)
-    splits = [split] + [_shifted(split, k) for k in range(1, folds)]
-    for k, sp in enumerate(splits[1:], start=1):
-        tr, _, te = sp.masks(data.t)
-        if not tr.any() or not te.any() or not data.y[tr].any():
-            raise DataError(f"fold {k + 1} of {folds} ({sp.to_dict()['train_start'][:10]} .. "
-                            f"{sp.to_dict()['test_end'][:10]}) has no training fraud or no test "
-                            "transaction: use fewer folds")
-    rows = [metric_rows_for(data, sp, options)[0] for sp in splits]
+    fold_list = fold_splits(data, options, folds)
+    split, rows = fold_list[0][0], [r for _, r in fold_list]
+    splits = [sp for sp, _ in fold_list]
     train_m, _, test_m = split.masks(data.t)
     # ranking objectives need no threshold: a batch model is then fitted once per trial, and
     # the best configuration is evaluated again with its threshold at the end
@@ -315,15 +309,9 @@ def tune_data(
             done.append(Trial(trial.number, params, None, {"error": str(exc)}, 0.0, "invalid"))
             return -math.inf
         t0 = time.perf_counter()
-        evs = []
-        step = width / len(splits)
-        for f, sp in enumerate(splits):
-            evs.append(run_model(
-                data, spec_, sp, protocol=options.protocol, max_fpr=max_fpr, metric_rows=rows[f],
-                refit_every_s=parse_duration(options.refit_every),
-                refit_window_s=_window(options), k=options.k, settings=settings, tracker=tracker,
-                span=(lo + i * width + f * step, lo + i * width + (f + 1) * step),
-                latency_sample=0, calibrate=calibrate))
+        evs = evaluate_folds(data, spec_, options, splits=fold_list, settings=settings,
+                             max_fpr=max_fpr, calibrate=calibrate, tracker=tracker,
+                             span=(lo + i * width, lo + (i + 1) * width)).evaluations
         ev = evs[0]
         value = _mean([e.metrics.get(objective) for e in evs])
         keep: dict[str, Any] = {k: _mean([e.metrics.get(k) for e in evs])
@@ -374,13 +362,6 @@ def tune_data(
 def _mean(values: list[Any]) -> float | None:
     ok = [float(v) for v in values if v is not None]
     return round(sum(ok) / len(ok), 6) if ok and len(ok) == len(values) else None
-
-
-def _shifted(split: TimeSplit, k: int) -> TimeSplit:
-    """``split`` moved back by ``k`` test lengths."""
-    d = k * (split.test_end - split.test_start)
-    return TimeSplit(split.train_start - d, split.train_end - d, split.test_start - d,
-                     split.test_end - d, split.delay_s, split.calibration)
 
 
 def _latency_of(ev: ModelEvaluation, data: LabelledData, split: Any) -> dict[str, Any]:

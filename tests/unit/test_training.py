@@ -240,6 +240,29 @@ def test_batch_model_resampling_and_weights() -> None:
         build_batch_model("sk-logreg").predict_proba_one({"a": 1.0})
 
 
+def test_ensemble_members_keep_their_own_fraud_weights() -> None:
+    """A member's pos_weight / class_weight is applied in the ensemble (not silently dropped)."""
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = ((X["a"] + rng.normal(size=2000)) > 2.2).astype(int).to_numpy()
+    rows = pd.DataFrame({"a": [-1.0, 0.0, 1.5], "b": [0.0, 1.0, -1.0]})
+    for member in ({"pos_weight": 20.0}, {"class_weight": "balanced"}):
+        alone = build_batch_model("sk-logreg", member).fit(X, y).predict_proba(rows)
+        blend = build_batch_model("ensemble", {"members": [
+            {"name": "sk-logreg", "params": member}]}).fit(X, y).predict_proba(rows)
+        plain = build_batch_model("sk-logreg").fit(X, y).predict_proba(rows)
+        np.testing.assert_allclose(blend, alone, rtol=1e-9)
+        assert (blend > plain).all()
+    on_top = build_batch_model("ensemble", {"pos_weight": 2.0, "members": [
+        {"name": "sk-logreg", "params": {"pos_weight": 10.0}}]}).fit(X, y).predict_proba(rows)
+    np.testing.assert_allclose(
+        on_top, build_batch_model("sk-logreg", {"pos_weight": 20.0}).fit(X, y).predict_proba(rows),
+        rtol=1e-9)
+    with pytest.raises(ConfigError, match="resampling applies to the whole ensemble"):
+        build_batch_model("ensemble", {"members": [
+            {"name": "sk-logreg", "params": {"sampling": "under"}}]})
+
+
 @pytest.mark.parametrize("name", ["sk-logreg", "sk-rf", "sk-hgb", "lgbm", "xgb", "ensemble"])
 def test_saved_batch_model_loads_and_scores_like_the_original(name: str, tmp_path: Any) -> None:
     rng = np.random.default_rng(4)
@@ -403,3 +426,36 @@ def test_prequential_batch_refits_follow_the_refit_window(sim_data) -> None:  # 
             if expect is None:
                 want = max(want, split.train_start)
             assert start == pytest.approx(want)
+
+
+def test_prequential_folds_are_the_split_moved_back_and_match_single_evaluations(sim_data) -> None:  # type: ignore[no-untyped-def]
+    """evaluate_folds: fold i is the split i test lengths earlier, with the known compromised
+    cards of ITS training start left out; each fold's figures are those of evaluate_data on that
+    split alone, and the summary is their mean and population std."""
+    from models.protocols import parse_time
+    from models.training import evaluate_folds
+
+    day0 = float(np.floor(sim_data.t.min() / DAY) * DAY)
+    start = pd.Timestamp(day0 + 8 * DAY, unit="s", tz="UTC").isoformat()
+    opts = ProtocolOptions(train_start=start, train_days=4, test_days=3,
+                           exclude_known_compromised=True)
+    fe = evaluate_folds(sim_data, "sk-logreg", opts, folds=2, settings=settings())
+    assert len(fe.folds) == 2
+    starts = [parse_time(f["train_start"]) for f in fe.folds]
+    assert starts == [day0 + 8 * DAY, day0 + 5 * DAY]
+    for f, begin in zip(fe.folds, starts, strict=True):
+        one = opts.model_copy(update={"train_start": pd.Timestamp(begin, unit="s", tz="UTC")
+                                      .isoformat()})
+        report = evaluate_data(sim_data, ["sk-logreg"], one, settings=settings())
+        assert f["evaluated_rows"] == report.split["evaluated_rows"] < report.split["test_rows"]
+        for k in ("roc_auc", "average_precision", "card_precision_at_100"):
+            assert f["metrics"][k] == report.results[0].metrics[k], k
+    aps = fe.values("average_precision")
+    assert aps[0] != aps[1]
+    assert fe.mean("average_precision") == pytest.approx(np.mean(aps), abs=1e-6)
+    assert fe.std("average_precision") == pytest.approx(np.std(aps), abs=1e-6)
+    assert fe.summary()["roc_auc"]["per_fold"] == fe.values("roc_auc")
+    with pytest.raises(DataError, match="fold 2 of 3 .*use fewer folds"):
+        evaluate_folds(sim_data, "sk-logreg", opts.model_copy(update={"train_days": 1,
+                       "train_start": pd.Timestamp(day0 + 2 * DAY, unit="s", tz="UTC")
+                       .isoformat()}), folds=3)
