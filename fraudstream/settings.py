@@ -206,6 +206,11 @@ class Settings(BaseSettings):
         description="a drift challenger starts as the champion going on (continue) or afresh with "
         "its input statistics (fresh); either learns the drifted class only from the drift point on",
     )
+    drift_hold: bool = Field(
+        default=True,
+        description="at a concept drift warning the champion holds back labels of the drifted class "
+        "older than the change (released if no drift follows, dropped if one does)",
+    )
     warning_max_labels: int = Field(
         default=50_000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"
     )
