@@ -202,9 +202,10 @@ class Settings(BaseSettings):
         "drift detector (they tell how fraud looked then); none: every label does",
     )
     drift_challenger: Literal["continue", "fresh"] = Field(
-        default="continue",
-        description="a drift challenger starts as the champion going on (continue) or afresh with "
-        "its input statistics (fresh); either learns the drifted class only from the drift point on",
+        default="fresh",
+        description="a drift challenger starts afresh with the champion's input statistics (fresh) "
+        "or as the champion going on (continue); either learns the drifted class only from the drift "
+        "point on (with drift_hold the champion does too, so a continue challenger is its twin)",
     )
     drift_hold: bool = Field(
         default=True,

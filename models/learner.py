@@ -38,8 +38,10 @@ Only FRESH labels feed the concept drift detector, with the score the system gav
 transaction was scored (``score``, from the saved ScoredEvent), not the champion's prediction
 now (it has learned other labels of the same change since): a label reported more than
 ``drift_label_age`` after its transaction (a chargeback weeks later) tells how fraud looked
-then, not now. Drift models (``drift_challenger``): the champion going on (``continue``, a copy)
-or afresh with the champion's input statistics (``fresh``, :meth:`~models.zoo.Model.restart`);
+then, not now. Drift models (``drift_challenger``): afresh with the champion's input statistics
+(``fresh``, :meth:`~models.zoo.Model.restart`; the default: with ``drift_hold`` a copy of the
+champion would learn exactly the labels the champion learns, a twin that cannot win) or the
+champion going on (``continue``, a copy);
 either learns the drifted class (the class whose error rose) only from transactions at or after
 the drift point (the alarm's ``since``: the earliest transaction among those the change was
 measured on), so late labels of the old concept do not pull it back.
@@ -126,7 +128,7 @@ class LearnerConfig:
     drift_min_change: float = 0.02
     drift_warmup: int = 1000
     drift_label_age: float | None = 3 * 86400.0
-    drift_challenger: str = "continue"
+    drift_challenger: str = "fresh"
     warning_max_labels: int = 50_000
     drift_hold: bool = True
     hold_max_labels: int = 100_000
