@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         "or as the champion going on (continue); either learns the drifted class only from the drift "
         "point on (with drift_hold the champion does too, so a continue challenger is its twin)",
     )
+    drift_model_params: dict[str, object] = Field(
+        default_factory=dict,
+        description="parameters of fresh drift challengers that differ from the champion's, e.g. "
+        '{"lr": 0.05}: a conservative champion and agile challengers after a drift',
+    )
     drift_hold: bool = Field(
         default=True,
         description="at a concept drift warning the champion holds back labels of the drifted class "

@@ -39,9 +39,10 @@ transaction was scored (``score``, from the saved ScoredEvent), not the champion
 now (it has learned other labels of the same change since): a label reported more than
 ``drift_label_age`` after its transaction (a chargeback weeks later) tells how fraud looked
 then, not now. Drift models (``drift_challenger``): afresh with the champion's input statistics
-(``fresh``, :meth:`~models.zoo.Model.restart`; the default: with ``drift_hold`` a copy of the
-champion would learn exactly the labels the champion learns, a twin that cannot win) or the
-champion going on (``continue``, a copy);
+(``fresh``, :meth:`~models.zoo.Model.restart`, with ``drift_model_params`` overriding the
+champion's parameters: a conservative champion with agile drift challengers; the default: with
+``drift_hold`` a copy of the champion would learn exactly the labels the champion learns, a
+twin that cannot win) or the champion going on (``continue``, a copy);
 either learns the drifted class (the class whose error rose) only from transactions at or after
 the drift point (the alarm's ``since``: the earliest transaction among those the change was
 measured on), so late labels of the old concept do not pull it back.
@@ -129,6 +130,7 @@ class LearnerConfig:
     drift_warmup: int = 1000
     drift_label_age: float | None = 3 * 86400.0
     drift_challenger: str = "fresh"
+    drift_model_params: Mapping[str, Any] = field(default_factory=dict)
     warning_max_labels: int = 50_000
     drift_hold: bool = True
     hold_max_labels: int = 100_000
@@ -144,6 +146,8 @@ class LearnerConfig:
             raise ConfigError(f"drift_challenger must be continue or fresh, not {self.drift_challenger!r}")
         if self.promotion_judge not in ("live", "labels"):
             raise ConfigError(f"promotion_judge must be live or labels, not {self.promotion_judge!r}")
+        if self.drift_model_params:  # a typo fails at start, not at the first drift
+            build_model(self.model, {**self.model_params, **self.drift_model_params})
         metrics = ("alert_recall", "average_precision", "roc_auc")
         if self.promotion_metric not in metrics or (
                 self.promotion_judge == "labels" and self.promotion_metric == "alert_recall"):
@@ -182,6 +186,7 @@ class LearnerConfig:
             "drift_warmup": s.drift_warmup,
             "drift_label_age": s.drift_label_age_s,
             "drift_challenger": s.drift_challenger,
+            "drift_model_params": dict(s.drift_model_params),
             "warning_max_labels": s.warning_max_labels,
             "drift_hold": s.drift_hold,
             "data_drift_delta": s.data_drift_delta,
@@ -476,8 +481,18 @@ class OnlineLearner:
         class only from transactions at or after the drift point (``since``)."""
         champ = self.champion.model
         fresh = self.config.drift_challenger == "fresh"
-        model = champ.restart() if fresh else copy.deepcopy(champ)
+        params = self.config.drift_model_params
+        if not fresh:
+            model = copy.deepcopy(champ)
+        else:
+            try:
+                model = champ.restart(params)
+            except ConfigError as exc:  # the champion (from the registry) is another kind
+                evidence["drift_model_params_refused"] = str(exc)
+                model, params = champ.restart(), {}
         evidence["model_from"] = "fresh (the champion's input statistics)" if fresh else "the champion"
+        if fresh and params:
+            evidence["model_params"] = dict(params)
         return self._slot(label, model, origin, drift=evidence, since=evidence.get("since"),
                           drifted=str(evidence.get("detector", "error_fraud")).removeprefix("error_"),
                           threshold=None if fresh else self.champion.threshold)
