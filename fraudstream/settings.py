@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         description="parameters of fresh drift challengers that differ from the champion's, e.g. "
         '{"lr": 0.05}: a conservative champion and agile challengers after a drift',
     )
+    drift_signal: Literal["score", "alert"] = Field(
+        default="score",
+        description="what concept drift detection watches for each fresh label: the error of its "
+        "transaction's live score (score: 1 - score on a fraud), or whether that score was in the "
+        "top promotion_alert_share of live traffic (alert: a missed fraud is an error; immune to "
+        "calibration drift, a weaker signal)",
+    )
     drift_hold: bool = Field(
         default=True,
         description="at a concept drift warning the champion holds back labels of the drifted class "

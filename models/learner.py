@@ -30,13 +30,19 @@ and an online champion that goes on learning them is pulled back to the old conc
 fresh labels of the new one push it forward (measured in bench/drift.py: a copy of the champion
 that skipped them was ahead by 0.04-0.09 average precision a day for the ten days after a
 change). The held labels are kept: if no drift confirms the warning within
-``warning_max_labels`` labels they are learned late (an event says so) and nothing is lost; a
-drift confirms the hold and lets them go. The champion stays the same model: what changes is
-which labels it learns, so no untested model is put in charge.
+``warning_max_labels`` labels they are learned late (an event says so) and nothing is lost on a
+false alarm; a drift confirms the hold and lets them go. The champion stays the same model: what
+changes is which labels it learns, so no untested model is put in charge.
 
-Only FRESH labels feed the concept drift detector, with the score the system gave when the
-transaction was scored (``score``, from the saved ScoredEvent), not the champion's prediction
-now (it has learned other labels of the same change since): a label reported more than
+Only FRESH labels feed the concept drift detector, and what it watches is what the system did
+when their transactions were SCORED (``score``, from the saved ScoredEvent), not the champion's
+prediction now (it has learned other labels of the same change since): with ``drift_signal``
+"score" (default) the live score's error ``1 - score``; with "alert" whether the live score was
+in the top ``promotion_alert_share`` of live traffic (a missed fraud is an error). "alert" is
+immune to the score's calibration drifting while a champion learns (on bench/drift.py's cold
+start the fraud-class error rose from 0.3 to 0.6 over days 8-14 without any change of fraud and
+raised false warnings there), but a yes/no per label is a weaker signal: on the spree drift it
+warned 1-7 days later and recovered less (bench/README.md): a label reported more than
 ``drift_label_age`` after its transaction (a chargeback weeks later) tells how fraud looked
 then, not now. Drift models (``drift_challenger``): afresh with the champion's input statistics
 (``fresh``, :meth:`~models.zoo.Model.restart`, with ``drift_model_params`` overriding the
@@ -131,6 +137,7 @@ class LearnerConfig:
     drift_label_age: float | None = 3 * 86400.0
     drift_challenger: str = "fresh"
     drift_model_params: Mapping[str, Any] = field(default_factory=dict)
+    drift_signal: str = "score"
     warning_max_labels: int = 50_000
     drift_hold: bool = True
     hold_max_labels: int = 100_000
@@ -146,6 +153,8 @@ class LearnerConfig:
             raise ConfigError(f"drift_challenger must be continue or fresh, not {self.drift_challenger!r}")
         if self.promotion_judge not in ("live", "labels"):
             raise ConfigError(f"promotion_judge must be live or labels, not {self.promotion_judge!r}")
+        if self.drift_signal not in ("alert", "score"):
+            raise ConfigError(f"drift_signal must be alert or score, not {self.drift_signal!r}")
         if self.drift_model_params:  # a typo fails at start, not at the first drift
             build_model(self.model, {**self.model_params, **self.drift_model_params})
         metrics = ("alert_recall", "average_precision", "roc_auc")
@@ -187,6 +196,7 @@ class LearnerConfig:
             "drift_label_age": s.drift_label_age_s,
             "drift_challenger": s.drift_challenger,
             "drift_model_params": dict(s.drift_model_params),
+            "drift_signal": s.drift_signal,
             "warning_max_labels": s.warning_max_labels,
             "drift_hold": s.drift_hold,
             "data_drift_delta": s.data_drift_delta,
@@ -295,6 +305,7 @@ class OnlineLearner:
         self.background: Slot | None = None
         self.hold: Hold | None = None  # the champion holds back old-concept labels (see the doc)
         self._in_charge_since = -math.inf  # event time from which the champion scored live
+        self._live = LiveRanks(size=c.promotion_rank_window)  # the latest live scores
         self._last_event_time = -math.inf
         self.concept = ConceptDriftMonitor(
             delta=c.drift_delta,
@@ -448,6 +459,9 @@ class OnlineLearner:
         if c.drift_detection and fresh and self.champion.model.labels_learned > c.drift_warmup:
             if score is not None and event_time >= self._in_charge_since:
                 p_champion = float(score)
+                rank = self._live.rank(p_champion) if c.drift_signal == "alert" else math.nan
+                if rank == rank:  # alerted (1) or not (0): the watched error is a missed fraud
+                    p_champion = 1.0 if rank <= c.promotion_alert_share else 0.0
             for alarm in self.concept.update(y, p_champion, event_time):
                 events.append(self._on_alarm(alarm, event_time))
         self._expire(event_time)
@@ -685,6 +699,8 @@ class OnlineLearner:
         for slot in self.slots():
             if slot.model.unsupervised:
                 slot.model.observe_one(features)
+        if score is not None and self.config.drift_signal == "alert":
+            self._live.add(float(score))
         alarm = self.data.update(features, score)
         if alarm is not None:
             events.append(

@@ -285,3 +285,22 @@ def test_the_concept_drift_detector_watches_the_score_given_at_scoring_time(tmp_
     p_now = learner.champion.model.predict_proba_one(x)
     learner.learn(x, True, transaction_id="c", card_id="c", event_time=T0 + 60, score=0.9)
     assert watched[-1] == pytest.approx(1.0 - p_now)  # another model scored it
+
+
+def test_the_concept_drift_detector_watches_whether_a_fraud_was_alerted(tmp_path: Path) -> None:
+    """drift_signal=alert: a fresh fraud whose live score was outside the top 1 % of live
+    traffic is an error (1), one inside it is not (0), whatever the score's scale."""
+    learner = OnlineLearner(ModelRegistry(tmp_path / "r", "k"),
+                            LearnerConfig(drift_warmup=0, drift_label_age=3 * DAY, drift_signal="alert"),
+                            clock=lambda: 0.0)
+    watched = learner.concept._drift["fraud"]._recent
+    x = {"amount": 10.0}
+    learner.learn(x, True, transaction_id="early", card_id="c", event_time=T0, score=0.9)
+    assert watched[-1] == pytest.approx(0.1)  # too few live scores to rank: the score's error
+    for i in range(2000):  # live traffic scored 0.0000 .. 0.0200
+        learner.observe(x, i / 100_000)
+    learner.learn(x, True, transaction_id="a", card_id="c", event_time=T0, score=0.0199)
+    learner.learn(x, True, transaction_id="b", card_id="c", event_time=T0, score=0.015)
+    assert list(watched)[-2:] == [0.0, 1.0]  # alerted (top 1 %), missed
+    learner.learn(x, False, transaction_id="g", card_id="c", event_time=T0, score=0.0199)
+    assert list(watched)[-1] == 1.0  # unchanged: only frauds are watched by default
