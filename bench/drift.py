@@ -23,8 +23,10 @@ observe agent does.
 (b) ``online``: online learning without drift handling: the same learner with concept drift
     detection off (``drift_detection=False``: no ADWIN alarms, no background model, no
     challengers); the champion keeps learning every label;
-(c) ``full``: the full system: online learning plus ADWIN on the champion's prequential error
-    (fresh labels of the fraud class), a background model from a warning, a drift challenger in
+(c) ``full``: the full system: online learning plus ADWIN on the error of the score each fresh
+    fraud label's transaction got when it was scored, a warning that makes the champion hold
+    back fraud labels of transactions older than the change (``drift_hold``: released if no
+    drift follows, dropped if one does) and starts a background model, a drift challenger in
     shadow, promotion when it beats the champion by the margin on the latest N labelled
     transactions, judged on the scores both gave when each was scored (``promotion_judge=live``;
     every scored transaction goes to ``learner.observe`` with its id); the worker's defaults.
@@ -172,7 +174,7 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
     def record(evs: list[Any]) -> None:
         for e in evs:
             if e.kind in ("drift", "promotion", "rollback") or (
-                    e.kind == "warning" and e.evidence.get("type") == "concept"):
+                    e.kind == "warning" and e.evidence.get("type") in ("concept", "hold released")):
                 events.append({"kind": e.kind, "version": e.version,
                                "at_s": now[0], "event_time": e.event_time,
                                "evidence": {k: v for k, v in e.evidence.items()
@@ -198,7 +200,8 @@ def run_system(kind: str, stream: Stream, settings: Settings, root: Path, drift_
             record(learner.learn(stream.features(row), bool(stream.label_fraud[i]),
                                  transaction_id=stream.tx_id[row], card_id=stream.card[row],
                                  event_time=float(stream.t[row]),
-                                 reported_at=float(stream.label_t[i])))
+                                 reported_at=float(stream.label_t[i]),
+                                 score=float(scores[row])))
             learn_s += time.perf_counter() - t0
             pending += 1
             continue

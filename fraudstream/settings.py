@@ -202,9 +202,27 @@ class Settings(BaseSettings):
         "drift detector (they tell how fraud looked then); none: every label does",
     )
     drift_challenger: Literal["continue", "fresh"] = Field(
-        default="continue",
-        description="a drift challenger starts as the champion going on (continue) or afresh with "
-        "its input statistics (fresh); either learns the drifted class only from the drift point on",
+        default="fresh",
+        description="a drift challenger starts afresh with the champion's input statistics (fresh) "
+        "or as the champion going on (continue); either learns the drifted class only from the drift "
+        "point on (with drift_hold the champion does too, so a continue challenger is its twin)",
+    )
+    drift_model_params: dict[str, object] = Field(
+        default_factory=dict,
+        description="parameters of fresh drift challengers that differ from the champion's, e.g. "
+        '{"lr": 0.05}: a conservative champion and agile challengers after a drift',
+    )
+    drift_signal: Literal["score", "alert"] = Field(
+        default="score",
+        description="what concept drift detection watches for each fresh label: the error of its "
+        "transaction's live score (score: 1 - score on a fraud), or whether that score was in the "
+        "top promotion_alert_share of live traffic (alert: a missed fraud is an error; immune to "
+        "calibration drift, a weaker signal)",
+    )
+    drift_hold: bool = Field(
+        default=True,
+        description="at a concept drift warning the champion holds back labels of the drifted class "
+        "older than the change (released if no drift follows, dropped if one does)",
     )
     warning_max_labels: int = Field(
         default=50_000, ge=1, description="a background model started at a warning is dropped after this many labels without drift"

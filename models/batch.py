@@ -470,8 +470,9 @@ class BatchModel(Model):
     def _learn(self, xc: dict[str, float], y: bool) -> None:
         return None
 
-    def clone(self) -> Model:
-        """The same frozen fit (see the module doc); :func:`build_batch_model` makes a fresh one."""
+    def clone(self, params: Mapping[str, Any] | None = None) -> Model:
+        """The same frozen fit (see the module doc; ``params`` cannot change a fit and are
+        ignored); :func:`build_batch_model` makes a fresh one."""
         return copy.deepcopy(self)
 
     # -- reasons --------------------------------------------------------------------------------

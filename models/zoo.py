@@ -340,11 +340,11 @@ class Model(abc.ABC):
         """The ``k`` features that pushed the score up most (see :mod:`models.reasons`)."""
         return _reasons.top_reasons(self._contributions(self._clean(x)), x, k)
 
-    def clone(self) -> Model:
-        """A fresh, unfitted model with the same name and parameters."""
-        return build_model(self.name, self.params)
+    def clone(self, params: Mapping[str, Any] | None = None) -> Model:
+        """A fresh, unfitted model with the same name and parameters (``params`` override some)."""
+        return build_model(self.name, {**self.params, **(params or {})})
 
-    def restart(self) -> Model:
+    def restart(self, params: Mapping[str, Any] | None = None) -> Model:
         """A model that learns the concept afresh but keeps what this one knows of the INPUTS.
 
         The learner starts drift challengers with it. The supervised part is unfitted (as in
@@ -357,9 +357,11 @@ class Model(abc.ABC):
         them up, so the new model learns the labels' arrival time instead of fraud (measured in
         bench/drift.py: twice the champion's prequential average precision on the label stream,
         half its average precision on live transactions). Models without input statistics
-        (trees, rules, half-space trees alone) restart as :meth:`clone`.
+        (trees, rules, half-space trees alone) restart as :meth:`clone`. ``params`` override
+        some of this model's parameters (the learner's ``drift_model_params``: e.g. a larger
+        learning rate for drift challengers than for a conservative champion).
         """
-        return self.clone()
+        return self.clone(params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, labels_learned={self.labels_learned})"
@@ -438,8 +440,8 @@ class LogReg(_RiverClassifier):
     def _contributions(self, xc: dict[str, float]) -> dict[str, float]:
         return _reasons.linear_contributions(xc, self.lr._weights, self.scaler.means, self.scaler.vars)
 
-    def restart(self) -> Model:
-        fresh = self.clone()
+    def restart(self, params: Mapping[str, Any] | None = None) -> Model:
+        fresh = self.clone(params)
         assert isinstance(fresh, LogReg)
         scaler = copy.deepcopy(self.scaler)
         fresh.scaler = scaler
@@ -657,10 +659,10 @@ class Combo(Model):
         part, scale = (self.sup, 1.0 - self._w) if sup_share >= anomaly_share else (self.anomaly, self._w)
         return {f: c * scale for f, c in part._contributions(xc).items()}
 
-    def restart(self) -> Model:
-        fresh = self.clone()
+    def restart(self, params: Mapping[str, Any] | None = None) -> Model:
+        fresh = self.clone(params)
         assert isinstance(fresh, Combo)
-        fresh.sup = self.sup.restart()
+        fresh.sup = self.sup.restart((params or {}).get("supervised"))
         fresh.anomaly = copy.deepcopy(self.anomaly)
         return fresh
 

@@ -168,12 +168,14 @@ class Runtime:
     def learn(self, label: Label, join: LabelResult) -> list[bytes]:
         """Learn one label from the snapshot stored at scoring time; model events to publish."""
         features = join.features or {}
+        score = None
         if join.scored is not None:
-            features = ScoredEvent.model_validate_json(join.scored).features
+            scored = ScoredEvent.model_validate_json(join.scored)
+            features, score = scored.features, scored.score
         events = self._learner.learn(
             features, label.is_fraud, transaction_id=label.transaction_id,
             card_id=join.card_id, event_time=join.event_time or time.time(),
-            reported_at=label.reported_at.timestamp(),
+            reported_at=label.reported_at.timestamp(), score=score,
         )
         self.metrics.count("labels_learned")
         if label.is_fraud:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -317,3 +318,81 @@ def test_snapshots_keep_the_operating_threshold_of_the_version_they_continue(
     assert snap is not None and snap.parent == offline.version
     assert snap.threshold == 0.83  # not the configured 0.5: the scorer keeps deciding the same way
     assert snap.metrics["feature_set"] == "default"
+
+
+def _until_warning(learner: OnlineLearner, data) -> int:  # type: ignore[no-untyped-def]
+    """Learn ``data`` up to and including the first concept warning; its index."""
+    for i, x, y in data:
+        events = learner.learn(x, y, transaction_id=str(i), card_id=f"c{i % 700}",
+                               event_time=T0 + 30.0 * i)
+        if any(e.kind == "warning" for e in events):
+            return i
+    raise AssertionError("no warning")
+
+
+def _late_fraud(learner: OnlineLearner, n: int, at: float) -> None:
+    """``n`` fraud labels of transactions at ``at`` (reported now: chargebacks)."""
+    for j in range(n):
+        learner.learn({"amount": 900.0, "f0": 0.1, "f1": 0.5, "f2": 0.5, "f3": 0.5}, True,
+                      transaction_id=f"late-{at}-{j}", card_id=f"late{j}", event_time=at)
+
+
+def test_at_a_warning_the_champion_holds_old_fraud_labels_and_a_drift_drops_them(
+        registry: ModelRegistry) -> None:
+    learner = OnlineLearner(registry, config(promotion_min_positives=10**9), clock=lambda: 0.0)
+    data = stream(26_000, drift_at=12_000, seed=0)
+    w_at = _until_warning(learner, data)
+    hold = learner.hold
+    assert hold is not None and not hold.confirmed and hold.drifted == "fraud"
+    assert T0 + 30.0 * 11_000 < hold.since <= T0 + 30.0 * w_at
+    champ = learner.champion.model
+    before = champ.labels_learned
+    _late_fraud(learner, 5, at=hold.since - 3600.0)  # the old concept, reported late: held
+    assert champ.labels_learned == before and len(hold.held) == 5
+    learner.learn({"amount": 10.0, "f0": 0.2, "f1": 0.5, "f2": 0.5, "f3": 0.5}, False,
+                  transaction_id="late-genuine", card_id="g", event_time=hold.since - 3600.0)
+    assert champ.labels_learned == before + 1  # genuine labels are not the drifted class
+    learner.learn({"amount": 10.0, "f0": 0.99, "f1": 0.5, "f2": 0.5, "f3": 0.5}, True,
+                  transaction_id="new-fraud", card_id="n", event_time=hold.since + 60.0)
+    assert champ.labels_learned == before + 2  # a fraud since the change is learned
+    drift = next(e for i, x, y in data for e in learner.learn(
+        x, y, transaction_id=str(i), card_id=f"c{i % 700}", event_time=T0 + 30.0 * i)
+        if e.kind == "drift")
+    assert drift.evidence["champion_holds"]["confirmed"] is True
+    assert learner.hold is None and hold.held == deque()  # let go: they teach the old concept
+    n = champ.labels_learned
+    _late_fraud(learner, 3, at=hold.since - 60.0)
+    assert learner.champion.model.labels_learned == n  # still not learned after the drift
+
+
+def test_a_warning_whose_error_goes_back_releases_the_held_labels(registry: ModelRegistry) -> None:
+    """A false alarm (the old concept comes back) no drift confirms within warning_max_labels:
+    the held labels are learned, nothing is lost."""
+    learner = OnlineLearner(registry, config(drift_delta=1e-15, promotion_min_positives=10**9,
+                                             warning_max_labels=1500), clock=lambda: 0.0)
+    _until_warning(learner, stream(16_000, drift_at=12_000, seed=0))
+    assert learner.hold is not None
+    since = learner.hold.since
+    _late_fraud(learner, 20, at=since - 3600.0)
+    assert len(learner.hold.held) == 20
+    assert learner.champion.model.labels_learned == learner.labels - 20
+    released = []
+    for i, x, y in stream(20_000, drift_at=None, seed=0):  # the old concept again
+        events = learner.learn(x, y, transaction_id=f"back-{i}", card_id=f"c{i % 700}",
+                               event_time=T0 + 30.0 * (16_000 + i))
+        released = [e for e in events if e.evidence.get("type") == "hold released"]
+        if released:
+            break
+    assert len(released) == 1 and released[0].kind == "warning"
+    assert released[0].evidence["held"] == 20 and released[0].evidence["confirmed"] is False
+    assert learner.hold is None and learner.champion.since is None
+    assert learner.champion.model.labels_learned == learner.labels  # nothing was lost
+
+
+def test_without_drift_hold_the_champion_learns_every_label(registry: ModelRegistry) -> None:
+    learner = OnlineLearner(registry, config(drift_hold=False, promotion_min_positives=10**9),
+                            clock=lambda: 0.0)
+    _until_warning(learner, stream(26_000, drift_at=12_000, seed=0))
+    _late_fraud(learner, 5, at=T0)
+    assert learner.hold is None
+    assert learner.champion.model.labels_learned == learner.labels

@@ -246,8 +246,11 @@ def test_observe_keeps_what_every_model_said(tmp_path: Path) -> None:
     assert said is not None
     champ, (ch,), bg = learner.champion, learner.challengers, learner.background
     assert set(said) == {champ.key, ch.key, bg.key}
-    assert said[champ.key][0] == pytest.approx(0.25)  # the scorer's score, not asked again
+    # the champion is compared by its state now (0.2), like the rivals, not by the scorer's
+    # snapshot (0.25): a twin of the champion must not win by being fresher
+    assert said[champ.key][0] == pytest.approx(0.2)
     assert said[ch.key][0] == pytest.approx(0.4) and said[bg.key][0] == pytest.approx(0.7)
+    assert list(champ.ranks._recent) == [0.2]  # its alert ranks: among predictions made alike
     learner.observe(x, 0.25)  # no id: nothing kept
     assert len(learner.shadow) == 0
 
@@ -266,3 +269,38 @@ def test_a_drift_model_learns_the_drifted_class_only_from_the_drift_point(tmp_pa
     learner = live_learner(tmp_path, Feature("f1"))
     slot = learner._slot("drift-1", Feature("f1"), "drift", since=T0, drifted="fraud")  # type: ignore[arg-type]
     assert not slot.learns(True, T0 - 1) and slot.learns(True, T0) and slot.learns(False, T0 - 1)
+
+
+def test_the_concept_drift_detector_watches_the_score_given_at_scoring_time(tmp_path: Path) -> None:
+    learner = OnlineLearner(ModelRegistry(tmp_path / "r", "k"),
+                            LearnerConfig(drift_warmup=0, drift_label_age=3 * DAY), clock=lambda: 0.0)
+    watched = learner.concept._drift["fraud"]._recent
+    x = {"amount": 10.0}
+    learner.learn(x, True, transaction_id="a", card_id="c", event_time=T0, score=0.9)
+    assert watched[-1] == pytest.approx(0.1)  # 1 - the live score, not the prediction now
+    p_now = learner.champion.model.predict_proba_one(x)
+    learner.learn(x, True, transaction_id="b", card_id="c", event_time=T0)
+    assert watched[-1] == pytest.approx(1.0 - p_now)  # no live score: the prediction now
+    learner._in_charge_since = T0 + DAY  # a champion in charge since after that transaction
+    p_now = learner.champion.model.predict_proba_one(x)
+    learner.learn(x, True, transaction_id="c", card_id="c", event_time=T0 + 60, score=0.9)
+    assert watched[-1] == pytest.approx(1.0 - p_now)  # another model scored it
+
+
+def test_the_concept_drift_detector_watches_whether_a_fraud_was_alerted(tmp_path: Path) -> None:
+    """drift_signal=alert: a fresh fraud whose live score was outside the top 1 % of live
+    traffic is an error (1), one inside it is not (0), whatever the score's scale."""
+    learner = OnlineLearner(ModelRegistry(tmp_path / "r", "k"),
+                            LearnerConfig(drift_warmup=0, drift_label_age=3 * DAY, drift_signal="alert"),
+                            clock=lambda: 0.0)
+    watched = learner.concept._drift["fraud"]._recent
+    x = {"amount": 10.0}
+    learner.learn(x, True, transaction_id="early", card_id="c", event_time=T0, score=0.9)
+    assert watched[-1] == pytest.approx(0.1)  # too few live scores to rank: the score's error
+    for i in range(2000):  # live traffic scored 0.0000 .. 0.0200
+        learner.observe(x, i / 100_000)
+    learner.learn(x, True, transaction_id="a", card_id="c", event_time=T0, score=0.0199)
+    learner.learn(x, True, transaction_id="b", card_id="c", event_time=T0, score=0.015)
+    assert list(watched)[-2:] == [0.0, 1.0]  # alerted (top 1 %), missed
+    learner.learn(x, False, transaction_id="g", card_id="c", event_time=T0, score=0.0199)
+    assert list(watched)[-1] == 1.0  # unchanged: only frauds are watched by default
