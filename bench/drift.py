@@ -42,7 +42,9 @@ transaction, so a learner only starts to know genuine spending on day 7). A syst
 on the first day ``d >= drift day`` from which the mean of the metric over days d, d+1, d+2 is
 back within ``--tolerance`` (relative, default 10 %) of that system's OWN pre-drift level; the
 recovery time is ``d - drift day`` days (0: it never really dipped). "never" means not within
-the run. The drift's damage is also reported as the area between the pre-drift level and the
+the run. Because a system whose own pre-drift level was lower has an easier target, the recovery
+is also given back to (b)'s level (``to (b)``, ``recovery_days_to_reference``), the same bar
+for all. The drift's damage is also reported as the area between (b)'s pre-drift level and the
 daily metric over the days from the drift on (``lost``, metric-days), and the full system's
 loss as a share of (a)'s and (b)'s.
 
@@ -264,13 +266,19 @@ def recovery(values: list[float | None], days: list[int], drift_day: int, baseli
     post_days, post = d[after], v[after]
     # the mean over days d, d+1, d+2 (only where all three are in the run)
     ahead = pd.Series(post[::-1]).rolling(3, min_periods=3).mean().to_numpy()[::-1]
-    below = [j for j in range(len(post)) if ahead[j] == ahead[j] and ahead[j] < target]
-    dipped_on = int(post_days[below[0]]) if below else None
-    days_to: int | None = 0
-    if below:
-        back = [j for j in range(below[0] + 1, len(post)) if ahead[j] == ahead[j] and ahead[j] >= target]
-        days_to = int(post_days[back[0]] - drift_day) if back else None
+
+    def days_back(to: float) -> tuple[int | None, int | None]:
+        below = [j for j in range(len(post)) if ahead[j] == ahead[j] and ahead[j] < to]
+        if not below:
+            return None, 0
+        back = [j for j in range(below[0] + 1, len(post)) if ahead[j] == ahead[j] and ahead[j] >= to]
+        return int(post_days[below[0]]), (int(post_days[back[0]] - drift_day) if back else None)
+
+    dipped_on, days_to = days_back(target)
     ref = level if reference is None else reference
+    # the same, back to the REFERENCE's level: a system whose own pre-drift level was lower has
+    # an easier own target
+    _, days_to_ref = days_back(ref * (1.0 - tolerance))
     lost = float(np.nansum(np.clip(ref - post, 0.0, None)))
     return {
         "pre_drift_level": round(level, 4),
@@ -280,6 +288,7 @@ def recovery(values: list[float | None], days: list[int], drift_day: int, baseli
         "mean_after_drift": round(float(np.nanmean(post)), 4),
         "mean_last_week": round(float(np.nanmean(post[-7:])), 4),
         "recovery_days": days_to,
+        "recovery_days_to_reference": days_to_ref,
         "loss_reference": round(ref, 4),
         "lost_metric_days": round(lost, 3),
     }
@@ -446,7 +455,10 @@ def summary(systems: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in ("average_precision", "card_precision"):
         full = systems["full"]["recovery"][m]["recovery_days"]
-        row: dict[str, Any] = {"full_days": full}
+        row: dict[str, Any] = {"full_days": full, "full_days_to_online_level":
+                               systems["full"]["recovery"][m]["recovery_days_to_reference"],
+                               "online_days_to_online_level":
+                               systems["online"]["recovery"][m]["recovery_days_to_reference"]}
         for other in ("frozen", "online"):
             o = systems[other]["recovery"][m]["recovery_days"]
             row[f"{other}_days"] = o
@@ -468,15 +480,17 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"concept drift at day {s['drift_day']} of {s['days']}; {s['transactions']:,} transactions,"
           f" {s['labels']:,} labels, fraud {s['fraud_share']:.2%}; model {s['model']}")
     print(f"{'system':<8} {'metric':<6} {'pre':>6} {'worst':>6} {'after':>6} {'last7':>6} "
-          f"{'recovery':>9} {'lost':>6} {'drifts':>6} {'promo':>5} {'sec':>5}")
+          f"{'recovery':>9} {'to (b)':>7} {'lost':>6} {'drifts':>6} {'promo':>5} {'sec':>5}")
     for kind, r in result["systems"].items():
         promos = sum(1 for e in r["events"] if e["kind"] == "promotion")
         for m, short in (("average_precision", "AP"), ("card_precision", "CP@100")):
             rec = r["recovery"][m]
             rd = rec["recovery_days"]
+            rr = rec.get("recovery_days_to_reference")
             print(f"{kind:<8} {short:<6} {rec['pre_drift_level']:>6.3f} {rec['worst_after_drift']:>6.3f} "
                   f"{rec['mean_after_drift']:>6.3f} {rec['mean_last_week']:>6.3f} "
-                  f"{(str(rd) + ' d') if rd is not None else 'never':>9} {rec['lost_metric_days']:>6.2f} "
+                  f"{(str(rd) + ' d') if rd is not None else 'never':>9} "
+                  f"{(str(rr) + ' d') if rr is not None else 'never':>7} {rec['lost_metric_days']:>6.2f} "
                   f"{r['drifts']:>6} {promos:>5} {r['seconds']:>5.0f}")
     load = result["machine"]["loadavg_before"]
     print(f"load average before: {load[0]:.2f} (2 cores shared; see the JSON)")
