@@ -408,10 +408,13 @@ def estimation_markdown(est: dict[str, Any]) -> list[str]:
         f"the folds; 15 handbook features. Tuning: Optuna TPE, "
         f"{est['args']['fold_trials']} trials per booster, {est['args']['rf_trials']} for the "
         "forest, on the validation folds only; the logistic regression by a grid over C and "
-        f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min; load "
-        f"average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded machine: "
-        "the seconds depend on it, the metrics do not). `python bench/handbook.py --only "
-        "estimation` reruns this section alone.", "",
+        f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min"
+        + "".join(f" (resumed from the run of {r['from'][:16]}: {r['reused_rows']} rows and the "
+                  f"tuned parameters kept, the rest measured in {r['seconds'] / 60:.0f} min)"
+                  for r in est.get("resumed", []))
+        + f"; load average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded "
+        "machine: the seconds depend on it, the metrics do not). `python bench/handbook.py "
+        "--only estimation` reruns this section alone (`--resume`: only its missing rows).", "",
         *([] if est.get("complete", True) else [
             f"**Incomplete run**: stopped after {len(rows)} rows (the later candidates were not "
             "measured"
