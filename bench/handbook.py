@@ -385,6 +385,12 @@ def select_estimation(est: dict[str, Any]) -> None:
         for m in METRICS}
 
 
+def resumed_text(resumed: list[dict[str, Any]]) -> str:
+    parts = [f"from the run of {r['from'][:16]}, {r['reused_rows']} rows and the tuned parameters "
+             f"kept, the rest measured in {r['seconds'] / 60:.0f} min" for r in resumed]
+    return f" (resumed: {'; '.join(parts)})" if parts else ""
+
+
 def estimation_markdown(est: dict[str, Any]) -> list[str]:
     def ms(s: dict[str, Any]) -> str:
         return f"{s['mean']:.3f} ± {s['std']:.3f}"
@@ -409,9 +415,7 @@ def estimation_markdown(est: dict[str, Any]) -> list[str]:
         f"{est['args']['fold_trials']} trials per booster, {est['args']['rf_trials']} for the "
         "forest, on the validation folds only; the logistic regression by a grid over C and "
         f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min"
-        + "".join(f" (resumed from the run of {r['from'][:16]}: {r['reused_rows']} rows and the "
-                  f"tuned parameters kept, the rest measured in {r['seconds'] / 60:.0f} min)"
-                  for r in est.get("resumed", []))
+        + resumed_text(est.get("resumed", []))
         + f"; load average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded "
         "machine: the seconds depend on it, the metrics do not). `python bench/handbook.py "
         "--only estimation` reruns this section alone (`--resume`: only its missing rows).", "",
