@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/handbook.py [PATH] [--trials 20] [--folds 2] [--quick]
     PYTHONPATH=. python bench/handbook.py --only estimation [--fold-trials 20] [--rf-trials 10]
+    PYTHONPATH=. python bench/handbook.py --only estimation --resume
 
 Protocol (``../shared/data/fdh/README.md``): train on 2018-07-25 .. 07-31, skip 7 days (label
 delay), test on 2018-08-08 .. 08-14; cards known to be compromised (a fraud in training, or on a
@@ -39,10 +40,12 @@ Sections (each row says which):
   08-08, 08-01, 07-25: start + 3 x 7 days, assessed 08-29, 08-22, 08-15, 08-08), 7 days each,
   7-day delay, known compromised cards of each fold left out; 15 features. Candidates: logistic
   regression (grid over C and class weights), random forest, LightGBM and XGBoost tuned by Optuna
-  TPE on the mean validation average precision (class weights in the spaces), and the mean of the
-  best booster's and the forest's probabilities. The candidate with the best mean validation AP is
+  TPE on the mean validation average precision (class weights in the spaces), the mean of the
+  best booster's and the forest's probabilities, and the rank average of the tuned LightGBM and
+  the forest (each member's quantile among its scores of the training rows). The candidate with the best mean validation AP is
   the headline row against the published figures. ``--only estimation`` runs this section alone
-  and merges it into the existing JSON.
+  and merges it into the existing JSON; ``--resume`` then finishes a section cut short (its rows
+  and tuned parameters are kept, only the missing candidates are measured).
 
 Writes ``bench/results/handbook.json`` and the table between the ``handbook`` markers in
 ``bench/README.md``. Every figure is measured by this run; the published table is quoted from the
@@ -223,8 +226,13 @@ def fold_tune(name: str, data: LabelledData, trials: int, method: str, settings:
               "seconds": round(seconds, 1), "load_1min_before": before,
               "load_1min_after": load(),
               "top_trials": [t.to_dict() for t in result.ranked()[:5]]}
-    label = f"{name} {'grid' if method == 'grid' else 'tuned'}"
-    return ModelSpec(name=name, params=result.best_params, label=label), record
+    return tuned_from(record), record
+
+
+def tuned_from(record: dict[str, Any]) -> ModelSpec:
+    """The tuned candidate of a tuning record (its best parameters)."""
+    label = f"{record['model']} {'grid' if record['method'] == 'grid' else 'tuned'}"
+    return ModelSpec(name=record["model"], params=record["best_params"], label=label)
 
 
 def fold_row(spec: ModelSpec, data: LabelledData, settings: Settings) -> dict[str, Any]:
@@ -274,20 +282,34 @@ def check_folds(rows: list[dict[str, Any]], data: LabelledData) -> dict[str, Any
 
 
 def estimation(data: LabelledData, args: argparse.Namespace, settings: Settings,
-               checkpoint: Any = None) -> dict[str, Any]:
+               checkpoint: Any = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The prequential-4fold section: tune on validation folds, report test-fold means.
 
     ``checkpoint(partial)`` is called after each row with what is measured so far (marked
-    ``complete: False``), so a run cut short keeps its rows."""
+    ``complete: False``), so a run cut short keeps its rows. ``previous`` (a section cut short)
+    resumes it: its tuning records are reused (no new search for those models) and so are its
+    rows whose model and parameters are the same; only the missing candidates are measured."""
     started, before = time.perf_counter(), load()
     print(f"handbook estimation: {N_FOLDS} prequential validation and test folds, 15 features",
           flush=True)
+    previous = previous or {}
+    done = {r["model"]: r for r in previous.get("rows", [])}
+    tuned = {t["model"]: t for t in previous.get("tuning", [])}
     rows: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
-    rows.append(fold_row(ModelSpec(name="sk-logreg"), data, settings))
+
+    def measure(spec: ModelSpec) -> dict[str, Any]:
+        r = done.get(spec.display)
+        if r is not None and r["params"] == {k: v for k, v in spec.params.items() if k != "seed"}:
+            print(f"  {spec.display:<34} reused (measured {previous.get('when', '?')[:16]})",
+                  flush=True)
+            return r
+        return fold_row(spec, data, settings)
+
+    rows.append(measure(ModelSpec(name="sk-logreg")))
     out: dict[str, Any] = {"rows": rows, "tuning": tuning}
     out["protocol"] = check_folds(rows, data)
-    rows.append(fold_row(RF, data, settings))
+    rows.append(measure(RF))
     specs: dict[str, ModelSpec] = {}
 
     def partial() -> None:
@@ -295,7 +317,7 @@ def estimation(data: LabelledData, args: argparse.Namespace, settings: Settings,
             checkpoint({**out, "complete": False, "args": {
                 "fold_trials": args.fold_trials, "rf_trials": args.rf_trials, "seed": args.seed},
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seconds": round(time.perf_counter() - started, 1),
+                "seconds": round(time.perf_counter() - started + previous.get("seconds", 0.0), 1),
                 "load_1min_before": before, "load_1min_after": load()})
 
     partial()
@@ -304,9 +326,15 @@ def estimation(data: LabelledData, args: argparse.Namespace, settings: Settings,
     for name, method, n in plan:
         if n <= 0:
             continue
-        specs[name], record = fold_tune(name, data, n, method, settings, args.seed)
+        if name in tuned:
+            record = tuned[name]
+            specs[name] = tuned_from(record)
+            print(f"  tuned {name}: reused ({record['trials']} trials, mean validation AP "
+                  f"{record['validation_average_precision']:.4f})", flush=True)
+        else:
+            specs[name], record = fold_tune(name, data, n, method, settings, args.seed)
         tuning.append(record)
-        rows.append(fold_row(specs[name], data, settings))
+        rows.append(measure(specs[name]))
         partial()
     boosters = [r for r in rows if r["name"] in ("lgbm", "xgb")]
     forest = specs.get("sk-rf", RF)  # the tuned forest when there is one
@@ -315,14 +343,29 @@ def estimation(data: LabelledData, args: argparse.Namespace, settings: Settings,
         ens = ModelSpec(name="ensemble", label=f"ensemble ({b['model']} + {forest.display})",
                         params={"members": [{"name": b["name"], "params": b["params"]},
                                             {"name": forest.name, "params": forest.params}]})
-        rows.append(fold_row(ens, data, settings))
+        rows.append(measure(ens))
+        partial()
+    if "lgbm" in specs:  # the rank average of the tuned LightGBM and the forest
+        lgbm = specs["lgbm"]
+        rows.append(measure(ModelSpec(
+            name="ensemble", label=f"rank average ({lgbm.display} + {forest.display})",
+            params={"combine": "rank", "members": [{"name": "lgbm", "params": lgbm.params},
+                                                   {"name": forest.name,
+                                                    "params": forest.params}]})))
     select_estimation(out)
+    seconds = round(time.perf_counter() - started, 1)
     out.update({
         "args": {"fold_trials": args.fold_trials, "rf_trials": args.rf_trials,
                  "seed": args.seed},
         "complete": True, "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - started, 1), "load_1min_before": before,
+        "seconds": round(seconds + previous.get("seconds", 0.0), 1), "load_1min_before": before,
         "load_1min_after": load()})
+    if previous:
+        out["resumed"] = [*previous.get("resumed", []), {
+            "from": previous.get("when"), "previous_seconds": previous.get("seconds"),
+            "previous_note": previous.get("note"), "reused_rows": sum(r in done.values()
+                                                                     for r in rows),
+            "seconds": seconds, "load_1min_before": before, "load_1min_after": load()}]
     return out
 
 
@@ -340,6 +383,12 @@ def select_estimation(est: dict[str, Any]) -> None:
             "diff_4fold": round(best["test"][m]["mean"] - PUBLISHED_4FOLD[m], 6),
             "diff_best": round(best["test"][m]["mean"] - PUBLISHED_BEST[m], 6)}
         for m in METRICS}
+
+
+def resumed_text(resumed: list[dict[str, Any]]) -> str:
+    parts = [f"from the run of {r['from'][:16]}, {r['reused_rows']} rows and the tuned parameters "
+             f"kept, the rest measured in {r['seconds'] / 60:.0f} min" for r in resumed]
+    return f" (resumed: {'; '.join(parts)})" if parts else ""
 
 
 def estimation_markdown(est: dict[str, Any]) -> list[str]:
@@ -365,10 +414,11 @@ def estimation_markdown(est: dict[str, Any]) -> list[str]:
         f"the folds; 15 handbook features. Tuning: Optuna TPE, "
         f"{est['args']['fold_trials']} trials per booster, {est['args']['rf_trials']} for the "
         "forest, on the validation folds only; the logistic regression by a grid over C and "
-        f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min; load "
-        f"average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded machine: "
-        "the seconds depend on it, the metrics do not). `python bench/handbook.py --only "
-        "estimation` reruns this section alone.", "",
+        f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min"
+        + resumed_text(est.get("resumed", []))
+        + f"; load average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded "
+        "machine: the seconds depend on it, the metrics do not). `python bench/handbook.py "
+        "--only estimation` reruns this section alone (`--resume`: only its missing rows).", "",
         *([] if est.get("complete", True) else [
             f"**Incomplete run**: stopped after {len(rows)} rows (the later candidates were not "
             "measured"
@@ -604,11 +654,17 @@ def main() -> int:
     parser.add_argument("--rf-trials", type=int, default=10,
                         help="prequential-4fold: Bayesian trials for the random forest "
                              "(0: the 200-tree forest, not tuned)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --only estimation: keep the rows and tuned parameters of the "
+                             "section in the JSON, measure only the missing candidates (its "
+                             "trial counts and seed are reused)")
     parser.add_argument("--no-estimation", action="store_true",
                         help="leave the prequential-4fold section out of a full run")
     parser.add_argument("--from-json", action="store_true",
                         help="only rewrite the README table from bench/results/handbook.json")
     args = parser.parse_args()
+    if args.resume and args.only != "estimation":
+        parser.error("--resume goes with --only estimation")
     if args.from_json:
         update_readme(markdown(json.loads(RESULTS.read_text(encoding="utf-8"))))
         print("rewrote the handbook section of bench/README.md")
@@ -750,12 +806,20 @@ def only_estimation(data: LabelledData, args: argparse.Namespace, settings: Sett
     if not RESULTS.exists():
         raise SystemExit(f"{RESULTS} does not exist: run the full benchmark first")
     result = json.loads(RESULTS.read_text(encoding="utf-8"))
+    previous = result.get("estimation") if args.resume else None
+    if args.resume and not previous:
+        raise SystemExit(f"--resume: {RESULTS} has no prequential-4fold section to resume")
+    if previous:
+        for key in ("fold_trials", "rf_trials", "seed"):
+            setattr(args, key, previous["args"][key])
+        print(f"resuming the section of {previous['when']}: {len(previous['rows'])} rows, "
+              f"tuned {', '.join(t['model'] for t in previous['tuning'])}", flush=True)
 
     def merge(est: dict[str, Any]) -> None:
         result["estimation"] = est
         RESULTS.write_text(json.dumps(result, indent=1, default=_json) + "\n", encoding="utf-8")
 
-    est = estimation(data, args, settings, checkpoint=merge)
+    est = estimation(data, args, settings, checkpoint=merge, previous=previous)
     merge(est)
     text = markdown(result)
     if not args.no_readme:

@@ -86,6 +86,7 @@ __all__ = [
     "build_any",
     "build_batch_model",
     "is_batch_model",
+    "quantile_of",
 ]
 
 BATCH_MODEL_NAMES: tuple[str, ...] = ("sk-logreg", "sk-tree", "sk-rf", "sk-hgb", "lgbm", "xgb",
@@ -229,19 +230,38 @@ class MemberSpec(BaseModel):
 class EnsembleParams(_Params):
     members: list[MemberSpec] = Field(default_factory=lambda: [
         MemberSpec(name="lgbm"), MemberSpec(name="sk-rf")], min_length=1)
+    #: "mean": the weighted mean of the members' probabilities; "rank": the weighted mean of
+    #: their quantiles among their own scores of the training rows (a rank average that scores
+    #: one row at a time as well as a batch).
+    combine: Literal["mean", "rank"] = "mean"
+
+
+def quantile_of(ref: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The mid-rank quantile of each score of ``p`` among the sorted reference scores ``ref``.
+
+    >>> quantile_of(np.array([0.1, 0.2, 0.2, 0.9]), np.array([0.0, 0.2, 0.5, 1.0]))
+    array([0.  , 0.5 , 0.75, 1.  ])
+    """
+    lo = np.searchsorted(ref, p, side="left")
+    hi = np.searchsorted(ref, p, side="right")
+    return (lo + hi) / (2.0 * len(ref))
 
 
 class Blend:
-    """Members fitted on the same rows; P(fraud) is their weighted mean (scikit-learn style).
+    """Members fitted on the same rows; P(fraud) is their weighted mean (scikit-learn style), or
+    with ``combine="rank"`` the weighted mean of each member's quantile among its scores of the
+    fitted rows (kept sorted at the fit).
 
     Each member keeps its own fraud weight (``pos_weight``, ``class_weight``), applied on top of
     the ensemble's sample weights.
     """
 
     def __init__(self, members: list[tuple[str, Any, float]],
-                 params: list[_Params] | None = None) -> None:
+                 params: list[_Params] | None = None, combine: str = "mean") -> None:
         self.members = members  # (name, estimator, weight)
         self.member_params = params or [_Params() for _ in members]
+        self.combine = combine
+        self.reference: list[np.ndarray] = []  # each member's sorted scores of the fitted rows
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Blend:
         base = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
@@ -252,12 +272,17 @@ class Blend:
             else:
                 key = "model__sample_weight" if name == "sk-logreg" else "sample_weight"
                 est.fit(X, y, **{key: weight})
+        if self.combine == "rank":
+            self.reference = [np.sort(np.asarray(est.predict_proba(X)[:, 1], dtype=float))
+                              for _, est, _ in self.members]
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         total = sum(w for _, _, w in self.members)
-        p = sum(w * np.asarray(est.predict_proba(X)[:, 1], dtype=float)
-                for _, est, w in self.members) / total
+        scores = [np.asarray(est.predict_proba(X)[:, 1], dtype=float) for _, est, _ in self.members]
+        if getattr(self, "combine", "mean") == "rank":  # (a Blend pickled before had no combine)
+            scores = [quantile_of(ref, s) for ref, s in zip(self.reference, scores, strict=True)]
+        p = sum(w * s for (_, _, w), s in zip(self.members, scores, strict=True)) / total
         return np.column_stack([1.0 - p, p])
 
 
@@ -288,7 +313,7 @@ def _ensemble(p: EnsembleParams) -> Any:
                               "ensemble; set sampling on the ensemble, not on a member")
         members.append((m.name, _SPECS[m.name][1](mp), m.weight))
         params.append(mp)
-    return Blend(members, params)
+    return Blend(members, params, combine=p.combine)
 
 
 _SPECS: dict[str, tuple[type[_Params], Callable[[Any], Any]]] = {

@@ -263,6 +263,35 @@ def test_ensemble_members_keep_their_own_fraud_weights() -> None:
             {"name": "sk-logreg", "params": {"sampling": "under"}}]})
 
 
+def test_rank_ensemble_averages_member_quantiles_one_row_as_in_a_batch() -> None:
+    """combine="rank": each member's score becomes its quantile among the member's scores of the
+    fitted rows; one row scores as it does in a batch, and a lone member keeps its ranking."""
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = ((X["a"] + X["b"] + rng.normal(size=2000)) > 2.5).astype(int).to_numpy()
+    rows = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
+    members = [{"name": "sk-logreg"}, {"name": "sk-tree", "params": {"max_depth": 3}}]
+    rank = build_batch_model("ensemble", {"combine": "rank", "members": members}).fit(X, y)
+    mean = build_batch_model("ensemble", {"members": members}).fit(X, y)
+    p = rank.predict_proba(rows)
+    assert ((p >= 0.0) & (p <= 1.0)).all()
+    assert not np.allclose(p, mean.predict_proba(rows))
+    assert rank.predict_proba_one(rows.iloc[3].to_dict()) == pytest.approx(p[3])
+    # by hand: the mean of each member's mid-rank quantile among its scores of the fitted rows
+    est = rank.estimator
+    want = np.mean([[np.mean(np.sort(m.predict_proba(X.to_numpy())[:, 1]) < v)
+                     + np.mean(np.sort(m.predict_proba(X.to_numpy())[:, 1]) == v) / 2
+                     for v in m.predict_proba(rows.to_numpy())[:, 1]]
+                    for _, m, _ in est.members], axis=0)
+    np.testing.assert_allclose(p, want, rtol=1e-9)
+    alone = build_batch_model("ensemble", {"combine": "rank", "members": members[:1]}).fit(X, y)
+    logreg = build_batch_model("sk-logreg").fit(X, y)
+    q, r = alone.predict_proba(rows), logreg.predict_proba(rows)
+    assert (np.argsort(q, kind="stable") == np.argsort(r, kind="stable")).all()
+    with pytest.raises(ConfigError, match="bad parameters"):
+        build_batch_model("ensemble", {"combine": "median"})
+
+
 @pytest.mark.parametrize("name", ["sk-logreg", "sk-rf", "sk-hgb", "lgbm", "xgb", "ensemble"])
 def test_saved_batch_model_loads_and_scores_like_the_original(name: str, tmp_path: Any) -> None:
     rng = np.random.default_rng(4)
