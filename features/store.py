@@ -391,14 +391,19 @@ class OnlineFeatureStore:
                                        "duplicate" if i in scored else "new", feats, scored.get(i))
         return [r for r in results if r is not None]
 
-    async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> None:
+    async def save_scored(self, items: Sequence[tuple[str, bytes]]) -> list[bytes | None]:
         """Keep each (transaction id, ScoredEvent JSON) for ``prediction_ttl_s``; one round trip
-        (one call of the library's ``save`` function for the whole batch)."""
+        (one call of the library's ``save`` function for the whole batch).
+
+        The first event saved for an id stays: per item, ``None`` when this call saved it, or the
+        event saved before (which is the transaction's scored event; this one is a duplicate).
+        """
         if not items:
-            return
+            return []
         keys = [f"{self.ns}:sc:{tx_id}" for tx_id, _ in items]
-        await self._fcall(self.library.save, [(keys, [self.prediction_ttl_s,
-                                                      *(payload for _, payload in items)])])
+        (reply,) = await self._fcall(self.library.save, [(keys, [self.prediction_ttl_s,
+                                                                 *(payload for _, payload in items)])])
+        return [_bytes(r) for r in reply]
 
     async def apply_labels(self, labels: Sequence[Label]) -> list[LabelResult]:
         """Mark transactions labelled (idempotent), add them to the label-based buckets of their

@@ -13,7 +13,9 @@ Per transaction, in order:
 3. the decision follows the thresholds; the event is stored (for duplicates and lookups) and
    returned for publishing.
 
-A duplicate whose scored event was stored gets that same event back, byte for byte.
+A duplicate whose scored event was stored gets that same event back, byte for byte; the first
+event saved for a transaction is its event, so each transaction counts as scored exactly once,
+even when a redelivery is scored twice at once or after an attempt that never saved.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Scorer:
         pending = iter(results)
         outcomes: list[Outcome] = []
         to_save: list[tuple[str, bytes]] = []
+        saving: list[Outcome] = []  # the outcomes of to_save
         now = time.time()
         for i, tx in enumerate(txs):
             if refused[i] is not None:
@@ -84,14 +87,21 @@ class Scorer:
                 event = ScoredEvent.model_validate_json(res.scored)
                 outcomes.append(Outcome(tx, event=event, payload=res.scored, duplicate=True))
                 continue
+            # a duplicate without a saved event (its first attempt updated the windows but never
+            # saved, or runs now on another worker) is scored with its first-time features; the
+            # save says which event is the transaction's: the first one saved
             at = produced_at[i] if produced_at else None
             started = at if at else now
             event = self._event(tx, res.features, started)
             payload = orjson.dumps(event.model_dump(mode="json"))
             to_save.append((tx.transaction_id, payload))
-            outcomes.append(Outcome(tx, event=event, payload=payload, duplicate=res.status == "duplicate"))
+            outcomes.append(Outcome(tx, event=event, payload=payload))
+            saving.append(outcomes[-1])
         if to_save:
-            await self.store.save_scored(to_save)
+            for before, out in zip(await self.store.save_scored(to_save), saving, strict=True):
+                if before is not None:  # saved first by another attempt: that one is published
+                    out.event = ScoredEvent.model_validate_json(before)
+                    out.payload, out.duplicate = before, True
         return outcomes
 
     def decide(self, score: float, operating_threshold: float | None) -> str:

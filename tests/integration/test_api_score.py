@@ -177,6 +177,34 @@ async def test_the_worker_dead_letters_what_the_store_refuses_alone(
     assert outcomes[2].event is not None and outcomes[2].event.features["card_tx_count_1h"] == 2.0
 
 
+async def test_a_transaction_counts_as_scored_once_whatever_the_redeliveries(
+        api_settings: Settings) -> None:
+    """At-least-once delivery: a transaction can be processed again after an attempt that updated
+    the windows but never saved its event (a worker stopped mid-batch, a Redis reply lost and the
+    call retried), or twice at once (two workers during a rebalance). The first event saved is
+    the transaction's: it is the one counted as scored, every other attempt is a duplicate that
+    gets that event back byte for byte."""
+    train_champion(api_settings)
+    rt = Runtime(api_settings, "scorer")
+    await rt.start()
+    try:
+        first, second, other = (parse_transaction(orjson.dumps(tx(i, minutes=i)))[0] for i in range(3))
+        await rt.store.process([first])  # an attempt that never got as far as saving
+        (out,) = await rt.scorer.score([first])  # type: ignore[list-item]
+        assert out.duplicate is False and out.event is not None  # the first event saved
+        assert out.event.features["card_tx_count_1h"] == 1.0  # the windows counted it once
+        (again,) = await rt.scorer.score([first])  # type: ignore[list-item]
+        assert again.duplicate is True and again.payload == out.payload
+        # two attempts at once: both score (neither had a saved event), the first save wins
+        a, b, c = await rt.scorer.score([second, second, other])  # type: ignore[list-item]
+        assert (a.duplicate, b.duplicate, c.duplicate) == (False, True, False)
+        assert b.payload == a.payload and b.event == a.event
+        assert c.event is not None and c.event.features["card_tx_count_1h"] == 3.0
+        assert await rt.store.save_scored([("tx-1", b"{}")]) == [a.payload]  # kept, not replaced
+    finally:
+        await rt.close()
+
+
 def test_auth_and_no_champion(api: TestClient, api_settings: Settings) -> None:
     assert api.post("/score", json=tx(1)).status_code == 401
     assert api.post("/score", json=tx(1), headers={"X-API-Key": "nope"}).status_code == 403
