@@ -75,9 +75,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudstream.errors import ConfigError, DataError
-from models import reasons as _reasons
 from models.zoo import MODEL_NAMES, Model, build_model, validate_params
-from stream.schemas import Reason
 
 __all__ = [
     "ALL_MODEL_NAMES",
@@ -517,9 +515,6 @@ class BatchModel(Model):
             A[i, j] = self.medians[j]
         p = self._raw(A)
         return {self.features[j]: float(p[0] - p[i]) for i, j in enumerate(present, start=1)}
-
-    def explain_one(self, x: Mapping[str, Any], k: int = 3) -> list[Reason]:
-        return _reasons.top_reasons(self._contributions(self._clean(x)), x, k)
 
     def __repr__(self) -> str:
         state = f"fitted on {self.rows_fitted} rows" if self.fitted else "unfitted"

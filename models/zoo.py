@@ -9,6 +9,8 @@ worker and the learner treat every model alike:
   half-space trees); a no-op for purely supervised models;
 - ``explain_one(x, k=3) -> list[Reason]``: the features that pushed the score up most
   (see :mod:`models.reasons` for how each kind measures it);
+- ``score_one(x, k=3) -> (float, list[Reason])``: both at once, ``x`` cleaned once (the
+  scorer's call: the same numbers as the two calls);
 - ``name``, ``params`` (every parameter, defaults filled in), ``kind``, ``clone()`` (a fresh,
   unfitted model with the same parameters).
 
@@ -338,7 +340,12 @@ class Model(abc.ABC):
 
     def explain_one(self, x: Mapping[str, Any], k: int = 3) -> list[Reason]:
         """The ``k`` features that pushed the score up most (see :mod:`models.reasons`)."""
-        return _reasons.top_reasons(self._contributions(self._clean(x)), x, k)
+        return self._explain(self._clean(x), x, k)
+
+    def score_one(self, x: Mapping[str, Any], k: int = 3) -> tuple[float, list[Reason]]:
+        """``predict_proba_one(x)`` and ``explain_one(x, k)`` with ``x`` cleaned once."""
+        xc = self._clean(x)
+        return _clamp(self._proba(xc)), self._explain(xc, x, k)
 
     def clone(self, params: Mapping[str, Any] | None = None) -> Model:
         """A fresh, unfitted model with the same name and parameters (``params`` override some)."""
@@ -381,6 +388,10 @@ class Model(abc.ABC):
 
     @abc.abstractmethod
     def _contributions(self, xc: dict[str, float]) -> dict[str, float]: ...
+
+    def _explain(self, xc: dict[str, float], x: Mapping[str, Any], k: int) -> list[Reason]:
+        """The reasons of the cleaned ``xc``; ``x`` (as the caller sent it) gives the values."""
+        return _reasons.top_reasons(self._contributions(xc), x, k)
 
 
 def _clamp(p: float) -> float:
@@ -606,8 +617,7 @@ class Rules(Model):
     def _contributions(self, xc: dict[str, float]) -> dict[str, float]:
         return {self._labels[i]: self.weight(i) for i, _, _ in self._fired(xc)}
 
-    def explain_one(self, x: Mapping[str, Any], k: int = 3) -> list[Reason]:
-        xc = self._clean(x)
+    def _explain(self, xc: dict[str, float], x: Mapping[str, Any], k: int) -> list[Reason]:
         fired = self._fired(xc)
         contributions = {self._labels[i]: self.weight(i) for i, _, _ in fired}
         values = {self._labels[i]: v for i, _, v in fired}
@@ -666,8 +676,7 @@ class Combo(Model):
         fresh.anomaly = copy.deepcopy(self.anomaly)
         return fresh
 
-    def explain_one(self, x: Mapping[str, Any], k: int = 3) -> list[Reason]:
-        xc = self._clean(x)
+    def _explain(self, xc: dict[str, float], x: Mapping[str, Any], k: int) -> list[Reason]:
         values: Mapping[str, Any] = x
         if self._feature:
             xa = self._augment(xc)

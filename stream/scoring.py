@@ -120,8 +120,7 @@ class Scorer:
         current = self.models.current
         assert current is not None, "no champion loaded"
         model, meta = current
-        score = float(model.predict_proba_one(x))
-        reasons = model.explain_one(x, 3)
+        score, reasons = model.score_one(x, 3)
         shadow = {f"{m.name}@{v.version}": round(float(m.predict_proba_one(x)), 6)
                   for m, v in self.models.challengers.values()}
         done = time.time()

@@ -118,6 +118,7 @@ def test_contract(name: str, data: list[tuple[dict[str, float | None], bool]]) -
         assert [r.contribution for r in rs] == sorted((r.contribution for r in rs), reverse=True)
         assert {r.feature for r in rs} <= allowed
         assert len(model.explain_one(x, k=1)) <= 1
+        assert model.score_one(x) == (model.predict_proba_one(x), rs)  # the scorer's one call
 
     # clone(): a fresh model with the same name and parameters
     fresh = model.clone()

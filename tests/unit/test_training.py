@@ -316,6 +316,7 @@ def test_saved_batch_model_loads_and_scores_like_the_original(name: str, tmp_pat
     assert p > loaded.predict_proba_one({"amount": 20.0, "night": 0.0, "risk": 0.1})
     reasons = loaded.explain_one(x)
     assert reasons and reasons[0].feature == "amount" and reasons[0].value == 260.0
+    assert loaded.score_one(x) == (p, reasons)  # the scorer's one call
     # the vectorised path agrees with the one-at-a-time path
     batch = loaded.predict_proba(pd.DataFrame([{"amount": 260.0, "night": np.nan, "risk": 0.1}]))
     assert batch[0] == pytest.approx(p)
