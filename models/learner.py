@@ -771,18 +771,19 @@ class OnlineLearner:
             "source": "registry", "previous": old.version, "reason": last.get("reason", ""),
         }, None)]
 
-    def maybe_snapshot(self, now: float | None = None) -> ModelVersion | None:
+    def maybe_snapshot(self, now: float | None = None, force: bool = False) -> ModelVersion | None:
         """Save the champion's learned state when due (labels or time); the new version or None.
 
         The champion pointer moves to it at once (scorers poll it). The snapshot event is
-        returned by the next :meth:`tick`, :meth:`learn` or :meth:`observe`.
+        returned by the next :meth:`tick`, :meth:`learn` or :meth:`observe`. ``force``: save
+        whatever was learned since the last snapshot, due or not (see :meth:`save_unsaved`).
         """
         now = self.clock() if now is None else now
         c = self.config
         new_labels = self.labels - self._labels_at_snapshot
         new_obs = self.observed - self._observed_at_snapshot if self.champion.model.unsupervised else 0
-        due = new_labels >= c.snapshot_every_labels or (
-            (new_labels or new_obs) and now - self._last_snapshot_at >= c.snapshot_every_s
+        due = new_labels >= c.snapshot_every_labels or bool(new_labels or new_obs) and (
+            force or now - self._last_snapshot_at >= c.snapshot_every_s
         )
         if not due:
             return None
@@ -810,6 +811,16 @@ class OnlineLearner:
             "metrics": meta.metrics,
         }, champ.last_event_time))
         return meta
+
+    def save_unsaved(self, now: float | None = None) -> list[ModelEvent]:
+        """Snapshot what the champion learned since its last snapshot; the pending events.
+
+        A clean stop calls it: the labels' Kafka offsets are committed when the worker stops, so
+        what is not in a snapshot would be forgotten by the next learner (it starts from the
+        registry's champion). Challengers are saved with it, as in every snapshot.
+        """
+        self.maybe_snapshot(now, force=True)
+        return self._drain()
 
     def _mark_snapshot(self, now: float) -> None:
         self._last_snapshot_at = now
@@ -849,6 +860,7 @@ class OnlineLearner:
                 "version": s.version,
                 "origin": s.origin,
                 "labels": s.labels,
+                "labels_learned": s.model.labels_learned,  # its lineage's, held labels not yet
                 "metrics": s.metrics.summary(),
             }
 

@@ -96,8 +96,14 @@ def create_app(settings: Settings, role: str = "all", runtime: Runtime | None = 
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_runtime(app: Any, **kwargs: Any) -> None:
-        """A clean stop: the last model events logged, the worker leaves the list of workers."""
-        await rt.close()
+        """A clean stop (the consumer has stopped and committed; the producer runs until the
+        flush after this): the learner snapshots what it learned since its last snapshot, the
+        last model events are published and logged, the worker leaves the list of workers."""
+        try:
+            for model_event in rt.save_unsaved():
+                await model_events.send(key=b"learner", value=model_event)
+        finally:
+            await rt.close()
 
     async def dead_letter(dlq: faust.TopicT, raw: bytes, reason: str, event: Any) -> None:
         msg = event.message

@@ -186,6 +186,13 @@ class Runtime:
         """Adopt operators' promotions, snapshot the learned champion when due; their events."""
         return self._model_events(self._learner.tick(time.time()))
 
+    def save_unsaved(self) -> list[bytes]:
+        """A clean stop of the learner: snapshot what it learned since its last snapshot (the
+        labels' offsets are committed, a restart would not learn them again); its events."""
+        if self._learner is None or not self.ready.is_set():
+            return []
+        return self._model_events(self._learner.save_unsaved(time.time()))
+
     def observe(self, payloads: list[bytes]) -> list[bytes]:
         """Data drift on scored events (no labels needed)."""
         out: list[Any] = []

@@ -62,6 +62,7 @@ class System:
             "FRAUDSTREAM_HOME": str(s.home),
             "FRAUDSTREAM_PARTITIONS": str(s.partitions),
             "FRAUDSTREAM_SNAPSHOT_EVERY_LABELS": "200",
+            "FRAUDSTREAM_SNAPSHOT_EVERY_S": "3600",  # snapshots by label count only
             "FRAUDSTREAM_COMMIT_INTERVAL_S": "5.0",
             "PYTHONPATH": str(ROOT),
         }
@@ -303,3 +304,18 @@ def test_labels_are_learned(system: System) -> None:
             break
         time.sleep(0.2)
     assert {e["model_version"] for e in mine[-20:]} - {"v1"}, "still scoring with the unfitted v1"
+    # a clean stop (SIGTERM) snapshots what the learner learned since its last snapshot: the
+    # labels' offsets are committed at the stop, so a restart would not learn them again
+    time.sleep(1.5)  # a heartbeat after the last label
+    learner = system.heartbeat()["model"]["learner"]["champion"]
+    system.kill(signal.SIGTERM)
+    saved = registry.champion()
+    assert saved is not None and saved.labels_learned == learner["labels_learned"], (
+        f"the registry's champion {saved} has not what the learner learned: {learner}")
+    system.start()  # the next learner starts from it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and system.heartbeat().get("pid") != system.proc.pid:  # type: ignore[union-attr]
+        time.sleep(0.5)
+    beat = system.heartbeat()
+    assert beat["model"]["learner"]["champion"]["labels_learned"] == saved.labels_learned
+

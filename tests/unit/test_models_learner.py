@@ -178,11 +178,19 @@ def test_snapshots_by_labels_and_by_time_reach_the_scorers(registry: ModelRegist
     assert [e.kind for e in events] == ["snapshot"] and events[0].version == "v3"
     now[0] += 60.0
     assert learner.tick(now[0]) == []  # nothing learned since: no snapshot
+    # a clean stop saves what was learned since, due or not; then there is nothing to save
+    run(learner, data[210:217])
+    events = learner.save_unsaved(now[0])
+    assert [e.kind for e in events] == ["snapshot"] and events[0].version == "v4"
+    assert registry.champion().labels_learned == 217  # type: ignore[union-attr]
+    assert learner.save_unsaved(now[0]) == [] and registry.champion_version() == "v4"
+    run(learner, data[217:300])
+    learner.save_unsaved(now[0])
 
     # a scorer elsewhere loads the champion and scores exactly as the learner's champion
     scorer = ModelRegistry(registry.root, "k")
     model, meta = scorer.load(scorer.champion_version())
-    assert meta.version == "v3"
+    assert meta.version == "v5"
     probe = [x for _, x, _ in data[300:]]
     assert [model.predict_proba_one(x) for x in probe] == [
         learner.champion.model.predict_proba_one(x) for x in probe
