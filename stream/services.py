@@ -500,9 +500,14 @@ def _stop(pid: int, marker: str, timeout: float = 20.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        child = _CHILDREN.get(pid)
-        if child is not None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        # "not alive" can be a zombie LEADER whose other threads are still exiting (Java, Redis's
+        # I/O threads): not reapable yet, so wait for it instead of polling once
+        try:
             child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
     _reap(pid)
     return True
 
