@@ -259,10 +259,18 @@ def _check_metrics_add_up(system: SystemRunner) -> None:
         return lag == 0 and st["counts"]["scored"] + st["counts"]["duplicates"] >= sent
 
     wait_until("the scorers to catch up", settled, 60)
-    time.sleep(1.5)  # one more heartbeat of each worker
-    samples = scrape(system)
-    per_worker = {s.labels["worker"]: s.value for s in samples
-                  if s.name == "fraudstream_transactions_scored_total"}
+
+    def scored_by_worker() -> tuple[list[Any], dict[str, float]]:
+        samples = scrape(system)
+        return samples, {s.labels["worker"]: s.value for s in samples
+                         if s.name == "fraudstream_transactions_scored_total"}
+
+    # the heartbeats of both workers after their last transaction (they beat every second)
+    deadline = time.monotonic() + 30
+    samples, per_worker = scored_by_worker()
+    while sum(per_worker.values()) < sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        samples, per_worker = scored_by_worker()
     assert len(per_worker) == 2 and all(v > 0 for v in per_worker.values()), per_worker
     assert sum(per_worker.values()) == sent  # every transaction scored once, by one worker
     for worker, n in per_worker.items():

@@ -306,16 +306,18 @@ def test_labels_are_learned(system: System) -> None:
     assert {e["model_version"] for e in mine[-20:]} - {"v1"}, "still scoring with the unfitted v1"
     # a clean stop (SIGTERM) snapshots what the learner learned since its last snapshot: the
     # labels' offsets are committed at the stop, so a restart would not learn them again
-    time.sleep(1.5)  # a heartbeat after the last label
     learner = system.heartbeat()["model"]["learner"]["champion"]
     system.kill(signal.SIGTERM)
     saved = registry.champion()
     assert saved is not None and saved.labels_learned == learner["labels_learned"], (
         f"the registry's champion {saved} has not what the learner learned: {learner}")
     system.start()  # the next learner starts from it
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and system.heartbeat().get("pid") != system.proc.pid:  # type: ignore[union-attr]
-        time.sleep(0.5)
+    assert system.proc is not None
+    deadline = time.monotonic() + 90
     beat = system.heartbeat()
+    while beat.get("pid") != system.proc.pid:
+        assert time.monotonic() < deadline, f"the restarted worker never beat:\n{system.log()}"
+        time.sleep(0.5)
+        beat = system.heartbeat()
     assert beat["model"]["learner"]["champion"]["labels_learned"] == saved.labels_learned
 
