@@ -407,9 +407,11 @@ def estimation_markdown(est: dict[str, Any]) -> list[str]:
         "forest, on the validation folds only; the logistic regression by a grid over C and "
         f"class weights. Measured {est['when'][:16]} UTC in {est['seconds'] / 60:.0f} min"
         + resumed_text(est.get("resumed", []))
-        + f"; load average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (a loaded "
-        "machine: the seconds depend on it, the metrics do not). `python bench/handbook.py "
-        "--only estimation` reruns this section alone (`--resume`: only its missing rows).", "",
+        + f"; load average (1 min) {loads[0]:.1f} .. {loads[1]:.1f} on 2 shared cores (the "
+        "seconds depend on the load, the metrics do not). `python bench/handbook.py --only "
+        f"estimation --fold-trials {est['args']['fold_trials']} --rf-trials "
+        f"{est['args']['rf_trials']}` reruns this section alone with these settings (`--resume`: "
+        "only its missing rows).", "",
         *([] if est.get("complete", True) else [
             f"**Incomplete run**: stopped after {len(rows)} rows (the later candidates were not "
             "measured"
